@@ -1,0 +1,142 @@
+"""Cohorts, their students, curriculum and progress.
+
+Vendor-neutral: a pull job in `integrations` writes here through `cohorts.services`.
+Rows are keyed by (source, external_id) so re-running a pull is an upsert.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Source(models.TextChoices):
+    OPENCLASS = "openclass", "OpenClass.ai"
+    CANVAS = "canvas", "Canvas LMS"
+
+
+class Cohort(models.Model):
+    name = models.CharField(max_length=200)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    external_id = models.CharField(
+        max_length=100, help_text="The class or course id at the source vendor."
+    )
+    mentors = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="mentored_cohorts"
+    )
+    sync_interval_hours = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Pull this cohort from its source every N hours. Empty: no schedule.",
+    )
+    # Health thresholds, editable per cohort by an admin.
+    inactive_days = models.PositiveSmallIntegerField(
+        default=7, help_text="Days without activity before a student needs watching."
+    )
+    behind_fraction = models.FloatField(
+        default=0.2,
+        help_text="Share of the curriculum behind the cohort median that puts a student at risk.",
+    )
+    low_grade = models.FloatField(
+        default=0.6, help_text="Quiz average (0..1) below which a student is at risk."
+    )
+    # Written by the pull job when a pull finishes (not a foreign key: cohorts stay
+    # independent of the reports app).
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_sync_status = models.CharField(max_length=20, blank=True)
+    last_sync_run_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="cohort_source_extid")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Student(models.Model):
+    source = models.CharField(max_length=20, choices=Source.choices)
+    external_id = models.CharField(max_length=100)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    email = models.EmailField(max_length=254, blank=True, db_index=True)
+    cohorts = models.ManyToManyField(Cohort, through="Enrollment", related_name="students")
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="student_source_extid")
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email or self.external_id
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Enrollment(models.Model):
+    cohort = models.ForeignKey(Cohort, on_delete=models.CASCADE, related_name="enrollments")
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="enrollments")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["cohort", "student"], name="enrollment_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} in {self.cohort_id}"
+
+
+class Assignment(models.Model):
+    cohort = models.ForeignKey(Cohort, on_delete=models.CASCADE, related_name="assignments")
+    external_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=300)
+    kind = models.CharField(max_length=30, blank=True, help_text="lesson, quiz, assignment…")
+    unit = models.CharField(max_length=200, blank=True, help_text="Unit, section or week.")
+    unit_position = models.PositiveIntegerField(default=0)
+    position = models.PositiveIntegerField(default=0, help_text="Order within the curriculum.")
+
+    class Meta:
+        ordering = ["cohort", "unit_position", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["cohort", "external_id"], name="assignment_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Progression(models.Model):
+    # Denormalised from assignment.cohort so cohort-wide reads need no join.
+    cohort = models.ForeignKey(Cohort, on_delete=models.CASCADE, related_name="progressions")
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="progressions")
+    assignment = models.ForeignKey(
+        Assignment, on_delete=models.CASCADE, related_name="progressions"
+    )
+    source = models.CharField(max_length=20, choices=Source.choices)
+    external_id = models.CharField(max_length=100)
+    grade = models.FloatField(null=True, blank=True, help_text="0..1, or empty.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    # When this row was first stored or last changed by a pull.
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "external_id"], name="progression_source_extid"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["cohort", "student"], name="progression_cohort_student"),
+            models.Index(fields=["cohort", "assignment"], name="progression_cohort_assign"),
+            models.Index(fields=["cohort", "completed_at"], name="progression_cohort_done"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.student_id} x {self.assignment_id}"

@@ -1,0 +1,296 @@
+"""Writes to cohorts: vendor-neutral upserts keyed by (source, external_id).
+
+A pull hands over one page of plain records at a time; each call writes that page in one
+transaction with bulk statements, and reports what it created, updated and left alone, so
+a re-run over unchanged data writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from cohorts.models import Assignment, Cohort, Enrollment, Progression, Student
+
+
+@dataclass(frozen=True, slots=True)
+class StudentRecord:
+    external_id: str
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentRecord:
+    external_id: str
+    name: str = ""
+    kind: str = ""
+    unit: str = ""
+    unit_position: int | None = None
+    position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressionRecord:
+    external_id: str
+    student_external_id: str
+    assignment_external_id: str
+    grade: float | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    reviewed_at: datetime | None
+
+
+@dataclass
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changed_keys: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: UpsertResult) -> UpsertResult:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.changed_keys.extend(other.changed_keys)
+        return self
+
+
+def cohort_get_or_create(*, source: str, external_id: str, name: str = "") -> Cohort:
+    cohort, created = Cohort.objects.get_or_create(
+        source=source, external_id=external_id, defaults={"name": name or external_id}
+    )
+    if not created and name and cohort.name != name:
+        cohort.name = name
+        cohort.save(update_fields=["name"])
+    return cohort
+
+
+def cohort_mark_synced(*, cohort_id: int, run_id: int, status: str, at: datetime) -> None:
+    fields = {"last_sync_status": status, "last_sync_run_id": run_id}
+    if status in ("succeeded", "partial"):
+        fields["last_synced_at"] = at
+    Cohort.objects.filter(pk=cohort_id).update(**fields)
+
+
+def _chunks(items: Sequence, size: int = 500) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def students_upsert(
+    *, cohort: Cohort, source: str, records: Iterable[StudentRecord]
+) -> tuple[dict[str, int], UpsertResult]:
+    """Create or update students and enroll them in the cohort. Returns external id → pk."""
+    by_id = {r.external_id: r for r in records}
+    result = UpsertResult()
+    if not by_id:
+        return {}, result
+    existing: dict[str, Student] = {}
+    for chunk in _chunks(list(by_id)):
+        existing.update(
+            {s.external_id: s for s in Student.objects.filter(source=source, external_id__in=chunk)}
+        )
+    to_create, to_update = [], []
+    for ext_id, rec in by_id.items():
+        student = existing.get(ext_id)
+        if student is None:
+            to_create.append(
+                Student(
+                    source=source,
+                    external_id=ext_id,
+                    first_name=rec.first_name,
+                    last_name=rec.last_name,
+                    email=rec.email,
+                )
+            )
+            continue
+        changed = False
+        for attr in ("first_name", "last_name", "email"):
+            value = getattr(rec, attr)
+            if value and getattr(student, attr) != value:
+                setattr(student, attr, value)
+                changed = True
+        if changed:
+            to_update.append(student)
+    with transaction.atomic():
+        if to_create:
+            Student.objects.bulk_create(to_create, batch_size=500, ignore_conflicts=True)
+            for chunk in _chunks([s.external_id for s in to_create]):
+                existing.update(
+                    {
+                        s.external_id: s
+                        for s in Student.objects.filter(source=source, external_id__in=chunk)
+                    }
+                )
+        if to_update:
+            Student.objects.bulk_update(to_update, ["first_name", "last_name", "email"], 500)
+        ids = {ext: existing[ext].pk for ext in by_id}
+        enrolled = set(
+            Enrollment.objects.filter(cohort=cohort, student_id__in=ids.values()).values_list(
+                "student_id", flat=True
+            )
+        )
+        missing = [
+            Enrollment(cohort=cohort, student_id=pk) for pk in ids.values() if pk not in enrolled
+        ]
+        if missing:
+            Enrollment.objects.bulk_create(missing, ignore_conflicts=True)
+    result.created = len(to_create)
+    result.updated = len(to_update)
+    result.unchanged = len(by_id) - result.created - result.updated
+    return ids, result
+
+
+def assignments_upsert(
+    *, cohort: Cohort, records: Iterable[AssignmentRecord], fill_only: bool = False
+) -> tuple[dict[str, int], UpsertResult]:
+    """Create or update the cohort's assignments. Returns external id → pk.
+
+    `fill_only=True` (records seen inside progressions, which carry no curriculum order)
+    creates missing assignments and fills empty names/kinds, but never moves them.
+    """
+    by_id: dict[str, AssignmentRecord] = {}
+    for rec in records:
+        by_id.setdefault(rec.external_id, rec)
+    result = UpsertResult()
+    if not by_id:
+        return {}, result
+    existing: dict[str, Assignment] = {}
+    for chunk in _chunks(list(by_id)):
+        existing.update(
+            {
+                a.external_id: a
+                for a in Assignment.objects.filter(cohort=cohort, external_id__in=chunk)
+            }
+        )
+    to_create, to_update = [], []
+    for ext_id, rec in by_id.items():
+        assignment = existing.get(ext_id)
+        if assignment is None:
+            to_create.append(
+                Assignment(
+                    cohort=cohort,
+                    external_id=ext_id,
+                    name=rec.name or ext_id,
+                    kind=rec.kind,
+                    unit=rec.unit,
+                    unit_position=rec.unit_position or 0,
+                    position=rec.position if rec.position is not None else 0,
+                )
+            )
+            continue
+        changed = False
+        for attr in ("name", "kind", "unit", "unit_position", "position"):
+            value = getattr(rec, attr)
+            if value in (None, ""):
+                continue
+            current = getattr(assignment, attr)
+            if fill_only and current not in ("", 0, None, assignment.external_id):
+                continue
+            if current != value:
+                setattr(assignment, attr, value)
+                changed = True
+        if changed:
+            to_update.append(assignment)
+    with transaction.atomic():
+        if to_create:
+            Assignment.objects.bulk_create(to_create, batch_size=500, ignore_conflicts=True)
+            for chunk in _chunks([a.external_id for a in to_create]):
+                existing.update(
+                    {
+                        a.external_id: a
+                        for a in Assignment.objects.filter(cohort=cohort, external_id__in=chunk)
+                    }
+                )
+        if to_update:
+            Assignment.objects.bulk_update(
+                to_update, ["name", "kind", "unit", "unit_position", "position"], 500
+            )
+    result.created = len(to_create)
+    result.updated = len(to_update)
+    result.unchanged = len(by_id) - result.created - result.updated
+    return {ext: existing[ext].pk for ext in by_id}, result
+
+
+_PROGRESSION_FIELDS = (
+    "student_id",
+    "assignment_id",
+    "grade",
+    "started_at",
+    "completed_at",
+    "reviewed_at",
+)
+
+
+def progressions_upsert(
+    *,
+    cohort: Cohort,
+    source: str,
+    records: Sequence[ProgressionRecord],
+    student_ids: dict[str, int],
+    assignment_ids: dict[str, int],
+    now: datetime | None = None,
+) -> UpsertResult:
+    """Insert new progressions, update changed ones, leave equal ones untouched."""
+    now = now or timezone.now()
+    result = UpsertResult()
+    incoming: dict[str, ProgressionRecord] = {}
+    for rec in records:
+        incoming[rec.external_id] = rec  # a page never repeats an id; last one wins if it does
+    if not incoming:
+        return result
+    existing: dict[str, Progression] = {}
+    for chunk in _chunks(list(incoming)):
+        existing.update(
+            {
+                p.external_id: p
+                for p in Progression.objects.filter(source=source, external_id__in=chunk).only(
+                    "id", "external_id", "cohort_id", *_PROGRESSION_FIELDS
+                )
+            }
+        )
+    to_create, to_update = [], []
+    for ext_id, rec in incoming.items():
+        values = {
+            "student_id": student_ids[rec.student_external_id],
+            "assignment_id": assignment_ids[rec.assignment_external_id],
+            "grade": rec.grade,
+            "started_at": rec.started_at,
+            "completed_at": rec.completed_at,
+            "reviewed_at": rec.reviewed_at,
+        }
+        current = existing.get(ext_id)
+        if current is None:
+            to_create.append(
+                Progression(
+                    cohort=cohort, source=source, external_id=ext_id, synced_at=now, **values
+                )
+            )
+            continue
+        if current.cohort_id == cohort.pk and all(
+            getattr(current, k) == v for k, v in values.items()
+        ):
+            result.unchanged += 1
+            continue
+        for k, v in values.items():
+            setattr(current, k, v)
+        current.cohort_id = cohort.pk
+        current.synced_at = now
+        to_update.append(current)
+        result.changed_keys.append(ext_id)
+    with transaction.atomic():
+        if to_create:
+            Progression.objects.bulk_create(to_create, batch_size=500)
+        if to_update:
+            Progression.objects.bulk_update(
+                to_update, ["cohort_id", *_PROGRESSION_FIELDS, "synced_at"], batch_size=500
+            )
+    result.created = len(to_create)
+    result.updated = len(to_update)
+    return result

@@ -1,0 +1,119 @@
+"""Running a job: one entry point for the queue, the schedule and the command line.
+
+A job is a function `job(tracker) -> None` registered for a run kind. It reads its
+parameters from `tracker.run.params`, talks to its vendor client and writes through the
+`cohorts` / `reports` services. `job_execute` maps what it raises to the run's final
+status and sends the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.utils.module_loading import import_string
+
+from integrations.http import ConfigError, VendorError, redact
+from reports.models import ErrorClass, Run, RunKind, RunStatus
+from reports.services import RunTracker, run_claim
+
+logger = logging.getLogger(__name__)
+
+
+class InvalidInput(Exception):
+    """The job's input cannot be used at all (nothing was sent). Status `invalid`."""
+
+
+class HeldByGuardrail(Exception):
+    """A guardrail held the job before anything was sent. Status `held`."""
+
+
+JOBS: dict[str, str] = {
+    RunKind.OPENCLASS_SYNC: "integrations.openclass.pull.openclass_pull_job",
+}
+
+
+def register_job(kind: str, dotted_path: str) -> None:
+    JOBS[kind] = dotted_path
+
+
+def job_execute(
+    run_id: int,
+    *,
+    on_progress: Callable[[Run], None] | None = None,
+    claim: bool = True,
+    send_report: bool = True,
+) -> Run | None:
+    """Run the job of a queued run. Returns None when another worker already took it."""
+    if claim:
+        run = run_claim(run_id=run_id)
+        if run is None:
+            logger.info("run %s was not queued any more; duplicate delivery ignored", run_id)
+            return None
+    else:
+        run = Run.objects.get(pk=run_id)
+    tracker = RunTracker(run, on_progress=on_progress)
+    try:
+        job = import_string(JOBS[run.kind])
+        job(tracker)
+    except ConfigError as exc:
+        tracker.finish(
+            status=RunStatus.INVALID, message=redact(str(exc)), error_class=ErrorClass.CONFIG
+        )
+    except InvalidInput as exc:
+        tracker.finish(
+            status=RunStatus.INVALID, message=redact(str(exc)), error_class=ErrorClass.INVALID_DATA
+        )
+    except HeldByGuardrail as exc:
+        tracker.finish(status=RunStatus.HELD, message=redact(str(exc)))
+    except VendorError as exc:
+        logger.warning("run %s failed: %s", run.pk, redact(exc.message))
+        tracker.finish(
+            status=RunStatus.FAILED, message=redact(exc.message), error_class=exc.error_class
+        )
+    except Exception as exc:
+        logger.exception("run %s crashed", run.pk)
+        tracker.finish(
+            status=RunStatus.FAILED,
+            message=redact(f"Internal error: {type(exc).__name__}: {exc}"),
+            error_class=ErrorClass.INTERNAL,
+        )
+    else:
+        if not tracker.run.is_finished:
+            tracker.finish()
+    run = tracker.run
+    _after_finish(run)
+    if send_report:
+        report_deliver(run)
+    return run
+
+
+def _after_finish(run: Run) -> None:
+    """Kind-specific bookkeeping once a run is closed (e.g. cohort freshness)."""
+    hook = AFTER_FINISH.get(run.kind)
+    if hook:
+        try:
+            import_string(hook)(run)
+        except Exception:
+            logger.exception("after-finish hook of run %s failed", run.pk)
+
+
+AFTER_FINISH: dict[str, str] = {
+    RunKind.OPENCLASS_SYNC: "integrations.openclass.pull.openclass_after_finish",
+}
+
+
+def report_deliver(run: Run) -> None:
+    """Email the run's report; a mail failure is logged, never fails the run."""
+    from reports.mail import run_report_send
+
+    began = time.monotonic()
+    try:
+        run_report_send(run=run)
+    except Exception:
+        logger.exception("could not email the report of run %s", run.pk)
+    timings = dict(run.stage_timings)
+    timings["report"] = round(time.monotonic() - began, 3)
+    run.stage_timings = timings
+    Run.objects.filter(pk=run.pk).update(stage_timings=timings)

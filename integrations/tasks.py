@@ -1,0 +1,36 @@
+"""Thin django-q2 entry points: they take ids and call a job."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django_q.tasks import async_task
+
+logger = logging.getLogger(__name__)
+
+
+def run_job(run_id: int) -> str | None:
+    from integrations.jobs import job_execute
+
+    run = job_execute(run_id)
+    return run.status if run else None
+
+
+def enqueue_run(run_id: int) -> None:
+    """Queue a run's job once the surrounding transaction commits."""
+    transaction.on_commit(
+        lambda: async_task(
+            "integrations.tasks.run_job", run_id, task_name=f"run-{run_id}", group="runs"
+        )
+    )
+
+
+def openclass_sync_scheduled(cohort_id: int) -> str | None:
+    """Entry point of a cohort's schedule: start a pull unless one is already going."""
+    from integrations.openclass.pull import openclass_run_for_cohort
+
+    run = openclass_run_for_cohort(cohort_id=cohort_id, triggered_by="schedule", user=None)
+    if run is None:
+        return None
+    return run_job(run.pk)

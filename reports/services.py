@@ -1,0 +1,243 @@
+"""Writes to runs: create, claim, track progress, record items, finish.
+
+Every job, whatever its vendor, records itself through a `RunTracker`:
+
+    tracker = RunTracker(run)
+    with tracker.stage("fetch", total=pages, unit="pages"):
+        ...
+        tracker.advance()
+        tracker.count("created", 3)
+        tracker.item(key="123", outcome="failed", error_class=ErrorClass.NOT_FOUND, message="…")
+    tracker.finish()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from reports.models import ErrorClass, Run, RunItem, RunKind, RunStatus
+
+logger = logging.getLogger(__name__)
+
+# Count keys that mean "this item went through"; any of them next to a failure is "partial".
+SUCCESS_KEYS = ("created", "updated", "unchanged", "enrolled", "already_enrolled", "removed")
+
+
+def run_create(
+    *,
+    kind: RunKind | str,
+    triggered_by: str,
+    user=None,
+    dry_run: bool = False,
+    subject: str = "",
+    params: dict[str, Any] | None = None,
+) -> Run:
+    return Run.objects.create(
+        kind=kind,
+        triggered_by=triggered_by[:200],
+        user=user if (user is not None and user.is_authenticated) else None,
+        dry_run=dry_run,
+        subject=subject[:300],
+        params=params or {},
+    )
+
+
+def run_claim(*, run_id: int) -> Run | None:
+    """Move a queued run to running. Returns None when it was not queued any more, so a
+    duplicate delivery of the same task does nothing."""
+    now = timezone.now()
+    claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
+    )
+    if claimed != 1:
+        return None
+    return Run.objects.get(pk=run_id)
+
+
+def run_active_for(*, kind: str, subject_key: str, value: Any) -> Run | None:
+    """The queued or running run of this kind whose params[subject_key] == value, if any."""
+    return (
+        Run.objects.filter(
+            kind=kind,
+            status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+            **{f"params__{subject_key}": value},
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+class RunTracker:
+    """Records a run's progress, counts, stage timings and items while a job works.
+
+    Progress goes to the database at most every `flush_seconds`, so a page polling the
+    run sees it move without the job paying a write per row. Items are buffered and
+    written in bulk.
+    """
+
+    ITEM_BUFFER = 500
+
+    def __init__(
+        self,
+        run: Run,
+        *,
+        flush_seconds: float = 0.5,
+        on_progress: Callable[[Run], None] | None = None,
+    ) -> None:
+        self.run = run
+        self.flush_seconds = flush_seconds
+        self.on_progress = on_progress
+        self._last_flush = 0.0
+        self._items: list[RunItem] = []
+        self._seq = run.items.count()
+        if run.status == RunStatus.QUEUED:
+            now = timezone.now()
+            run.status = RunStatus.RUNNING
+            run.started_at = run.started_at or now
+            run.heartbeat_at = now
+            run.save(update_fields=["status", "started_at", "heartbeat_at"])
+
+    # -- progress ------------------------------------------------------------------
+    @contextmanager
+    def stage(self, name: str, *, total: int | None = None, unit: str = "") -> Iterator[None]:
+        run = self.run
+        run.stage = name
+        run.progress_done = 0
+        run.progress_total = total
+        run.progress_unit = unit
+        self._flush(force=True)
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            elapsed = time.monotonic() - began
+            run.stage_timings[name] = round(run.stage_timings.get(name, 0.0) + elapsed, 3)
+            self._flush(force=True)
+
+    def set_total(self, total: int | None, *, unit: str | None = None) -> None:
+        self.run.progress_total = total
+        if unit is not None:
+            self.run.progress_unit = unit
+        self._flush()
+
+    def advance(self, n: int = 1) -> None:
+        self.run.progress_done += n
+        self._flush()
+
+    def count(self, key: str, n: int = 1) -> None:
+        if n:
+            self.run.counts[key] = self.run.counts.get(key, 0) + n
+        self._flush()
+
+    def set_count(self, key: str, value: int) -> None:
+        self.run.counts[key] = value
+
+    # -- items ---------------------------------------------------------------------
+    def item(
+        self,
+        *,
+        outcome: str,
+        key: str = "",
+        label: str = "",
+        group: str = "",
+        error_class: str = "",
+        message: str = "",
+        data: dict[str, Any] | None = None,
+        seq: int | None = None,
+    ) -> None:
+        if seq is None:
+            self._seq += 1
+            seq = self._seq
+        self._items.append(
+            RunItem(
+                run=self.run,
+                seq=seq,
+                key=str(key)[:200],
+                label=str(label)[:300],
+                group=str(group)[:200],
+                outcome=outcome,
+                error_class=error_class,
+                message=message,
+                data=data or {},
+            )
+        )
+        if len(self._items) >= self.ITEM_BUFFER:
+            self.flush_items()
+
+    def flush_items(self) -> None:
+        if self._items:
+            RunItem.objects.bulk_create(self._items, batch_size=self.ITEM_BUFFER)
+            self._items = []
+
+    # -- persistence ---------------------------------------------------------------
+    def _flush(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_flush < self.flush_seconds:
+            return
+        self._last_flush = now
+        run = self.run
+        run.heartbeat_at = timezone.now()
+        Run.objects.filter(pk=run.pk).update(
+            stage=run.stage,
+            progress_done=run.progress_done,
+            progress_total=run.progress_total,
+            progress_unit=run.progress_unit,
+            counts=run.counts,
+            stage_timings=run.stage_timings,
+            heartbeat_at=run.heartbeat_at,
+        )
+        if self.on_progress:
+            self.on_progress(run)
+
+    def finish(
+        self,
+        *,
+        status: RunStatus | str | None = None,
+        message: str = "",
+        error_class: str = "",
+    ) -> Run:
+        """Close the run. Without an explicit status: failed items make it partial."""
+        self.flush_items()
+        run = self.run
+        if status is None:
+            failed = run.counts.get("failed", 0)
+            status = RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED
+        run.status = status
+        run.message = message or run.message
+        run.error_class = error_class
+        run.finished_at = timezone.now()
+        run.stage = ""
+        run.save()
+        if self.on_progress:
+            self.on_progress(run)
+        return run
+
+
+def run_fail(*, run: Run, message: str, error_class: str = ErrorClass.INTERNAL) -> Run:
+    """Mark a run failed as a whole (outside a tracker, e.g. a crashed worker)."""
+    with transaction.atomic():
+        run.status = RunStatus.FAILED
+        run.message = message
+        run.error_class = error_class
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "message", "error_class", "finished_at"])
+    return run
+
+
+def run_mark_emailed(*, run: Run) -> None:
+    run.emailed_at = timezone.now()
+    Run.objects.filter(pk=run.pk).update(emailed_at=run.emailed_at)
+
+
+def run_counts_increment(*, run: Run, key: str, n: int = 1) -> None:
+    """Atomic counter bump from outside a tracker (rarely needed)."""
+    Run.objects.filter(pk=run.pk).update(progress_done=F("progress_done") + n)
+    run.counts[key] = run.counts.get(key, 0) + n

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from reports import views
+
+app_name = "reports"
+
+urlpatterns = [
+    path("", views.run_list, name="list"),
+    path("<int:pk>/", views.run_detail, name="detail"),
+    path("<int:pk>/progress/", views.run_progress, name="progress"),
+    path("<int:pk>/failures.csv", views.run_failures_csv, name="failures_csv"),
+]
