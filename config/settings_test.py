@@ -7,7 +7,7 @@ os.environ.setdefault("Q_SYNC", "true")
 os.environ.setdefault("EMAIL_URL", "consolemail://")
 
 from config.settings import *  # noqa: F403
-from config.settings import DATABASES, STORAGES
+from config.settings import STORAGES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The live server of browser tests serves unhashed files; no collectstatic needed.
