@@ -251,3 +251,7 @@ LOGGING = {
 }
 # Tests turn real sleeping off: retries and Retry-After are still computed and counted.
 HTTP_RETRY_SLEEP = env.bool("HTTP_RETRY_SLEEP", default=True)
+# A running run whose job has not reported for this long is taken as orphaned (killed
+# worker) and re-queued to resume, at most RUN_MAX_RESUMES times.
+RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=900)
+RUN_MAX_RESUMES = env.int("RUN_MAX_RESUMES", default=2)

@@ -7,7 +7,7 @@ os.environ.setdefault("Q_SYNC", "true")
 os.environ.setdefault("EMAIL_URL", "consolemail://")
 
 from config.settings import *  # noqa: F403
-from config.settings import STORAGES
+from config.settings import STATIC_ROOT, STORAGES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The live server of browser tests serves unhashed files; no collectstatic needed.
@@ -20,3 +20,6 @@ REPORT_RECIPIENTS = ["reports@example.com"]
 # Tests never wait for a polite request rate or a real backoff.
 OPENCLASS_REQUESTS_PER_SECOND = 0
 HTTP_RETRY_SLEEP = False
+# whitenoise warns when STATIC_ROOT is missing; tests serve static files from the finders.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_USE_FINDERS = True

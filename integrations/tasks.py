@@ -34,3 +34,18 @@ def openclass_sync_scheduled(cohort_id: int) -> str | None:
     if run is None:
         return None
     return run_job(run.pk)
+
+
+def runs_reap() -> int:
+    """Scheduled: re-queue runs whose worker died (no heartbeat), so they resume."""
+    from django.conf import settings
+
+    from reports.services import run_requeue, runs_stale
+
+    requeued = 0
+    for run in runs_stale(older_than_seconds=settings.RUN_STALE_SECONDS):
+        if run_requeue(run=run, max_resumes=settings.RUN_MAX_RESUMES):
+            logger.warning("run %s stopped reporting; re-queued to resume", run.pk)
+            enqueue_run(run.pk)
+            requeued += 1
+    return requeued

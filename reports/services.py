@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -60,6 +61,33 @@ def run_claim(*, run_id: int) -> Run | None:
     if claimed != 1:
         return None
     return Run.objects.get(pk=run_id)
+
+
+def runs_stale(*, older_than_seconds: int) -> list[Run]:
+    """Runs still marked running whose job stopped reporting (a killed worker)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(Run.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff))
+
+
+def run_requeue(*, run: Run, max_resumes: int) -> bool:
+    """Put a stale run back in the queue to resume it; after `max_resumes`, fail it.
+
+    The conditional update makes two reapers racing over the same run harmless.
+    """
+    resumes = int(run.params.get("resumes", 0))
+    if resumes >= max_resumes:
+        updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED,
+            finished_at=timezone.now(),
+            error_class=ErrorClass.INTERNAL,
+            message=f"The worker stopped reporting and the run was resumed {resumes} times.",
+        )
+        return False
+    params = {**run.params, "resumes": resumes + 1}
+    updated = Run.objects.filter(
+        pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at
+    ).update(status=RunStatus.QUEUED, params=params, stage="")
+    return updated == 1
 
 
 def run_active_for(*, kind: str, subject_key: str, value: Any) -> Run | None:

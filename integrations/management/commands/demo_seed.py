@@ -1,0 +1,75 @@
+"""manage.py demo_seed: demo users, cohorts, schedules and a first pull of each demo class.
+
+Idempotent; run by `manage.py demo` against the running simulators (OPENCLASS_* point at
+them). Passwords here are demo-only and printed on purpose.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+
+from cohorts.models import Cohort, Source
+from integrations.jobs import job_execute
+from integrations.management.commands.demo import DEMO_USERS
+from integrations.openclass.pull import openclass_run_create
+from integrations.openclass.simulator import DEMO_CLASSES
+from integrations.schedules import schedules_sync
+
+
+class Command(BaseCommand):
+    help = "Create the demo users and cohorts and pull every demo class once."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--no-pull", action="store_true", help="Skip the first pulls.")
+
+    def handle(self, *args, **options) -> None:
+        admin = self._user("admin", staff=True)
+        mentor = self._user("mentor", staff=False)
+        Group.objects.get_or_create(name=settings.MENTOR_GROUP)[0].user_set.add(mentor)
+        cohorts = []
+        for index, (class_id, name) in enumerate(DEMO_CLASSES):
+            cohort, _ = Cohort.objects.get_or_create(
+                source=Source.OPENCLASS,
+                external_id=class_id,
+                defaults={"name": name, "sync_interval_hours": 6},
+            )
+            cohorts.append(cohort)
+            if index < 2:
+                cohort.mentors.add(mentor)
+        changes = schedules_sync()
+        self.stderr.write(
+            f"  {len(cohorts)} cohorts; mentor '{mentor.username}' mentors "
+            f"{', '.join(c.name for c in cohorts[:2])}; schedules created {changes.created}"
+        )
+        if options["no_pull"]:
+            return
+        for cohort in cohorts:
+            run = openclass_run_create(
+                class_id=cohort.external_id,
+                cohort_name=cohort.name,
+                triggered_by="system:demo",
+                user=admin,
+            )
+            run = job_execute(run.pk)
+            counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
+            self.stderr.write(f"  pulled {cohort.name}: {run.status} {counts}")
+
+    def _user(self, key: str, *, staff: bool) -> User:
+        username, password, full_name = DEMO_USERS[key]
+        first, last = full_name.split(" ", 1)
+        user, created = User.objects.get_or_create(
+            username=username,
+            defaults={
+                "first_name": first,
+                "last_name": last,
+                "email": f"{username}@classbridge.test",
+                "is_staff": staff,
+                "is_superuser": staff,
+            },
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+        return user

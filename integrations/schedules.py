@@ -1,0 +1,89 @@
+"""Per-cohort pull schedules, declared in one idempotent place.
+
+`schedules_sync()` makes the django-q2 Schedule rows match the cohorts: one schedule per
+cohort with `sync_interval_hours` set, none for the others. It is called by
+`manage.py setup_schedules` and when an admin saves a cohort — never from
+`AppConfig.ready()`, which would duplicate schedules and break `migrate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.models import Schedule
+
+from cohorts.models import Cohort, Source
+
+PREFIX = "classbridge:openclass-pull:cohort-"
+TASK = "integrations.tasks.openclass_sync_scheduled"
+
+
+@dataclass
+class ScheduleChanges:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+
+def schedule_name(cohort_id: int) -> str:
+    return f"{PREFIX}{cohort_id}"
+
+
+REAPER = "classbridge:runs-reap"
+
+
+@transaction.atomic
+def schedules_sync() -> ScheduleChanges:
+    changes = ScheduleChanges()
+    Schedule.objects.update_or_create(
+        name=REAPER,
+        defaults={
+            "func": "integrations.tasks.runs_reap",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 5,
+            "repeats": -1,
+        },
+    )
+    wanted = {
+        schedule_name(c.pk): c
+        for c in Cohort.objects.filter(source=Source.OPENCLASS, sync_interval_hours__gt=0)
+    }
+    existing = {s.name: s for s in Schedule.objects.filter(name__startswith=PREFIX)}
+    for name, schedule in existing.items():
+        if name not in wanted:
+            schedule.delete()
+            changes.removed += 1
+    for name, cohort in wanted.items():
+        minutes = cohort.sync_interval_hours * 60
+        current = existing.get(name)
+        if (
+            current
+            and current.func == TASK
+            and current.args == repr(cohort.pk)
+            and current.minutes == minutes
+            and current.schedule_type == Schedule.MINUTES
+        ):
+            changes.unchanged += 1
+            continue
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={
+                "func": TASK,
+                "args": repr(cohort.pk),
+                "schedule_type": Schedule.MINUTES,
+                "minutes": minutes,
+                "repeats": -1,
+                # First pull one interval after the last one (or soon, if never pulled).
+                "next_run": (cohort.last_synced_at or timezone.now())
+                + (timedelta(minutes=minutes) if cohort.last_synced_at else timedelta(minutes=1)),
+            },
+        )
+        if current:
+            changes.updated += 1
+        else:
+            changes.created += 1
+    return changes

@@ -1,0 +1,72 @@
+"""The job runner maps what a job does to the run's status, and claims runs once."""
+
+import pytest
+
+from integrations import jobs
+from integrations.jobs import job_execute
+from reports.models import EXIT_CODES, Run, RunKind, RunStatus
+from reports.services import run_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def use_job(monkeypatch):
+    def _use(name: str) -> Run:
+        monkeypatch.setitem(jobs.JOBS, RunKind.OPENCLASS_SYNC, f"tests.fake_jobs.{name}")
+        monkeypatch.setitem(jobs.AFTER_FINISH, RunKind.OPENCLASS_SYNC, "builtins.id")
+        return run_create(kind=RunKind.OPENCLASS_SYNC, triggered_by="test")
+
+    return _use
+
+
+@pytest.mark.parametrize(
+    ("job", "status", "exit_code"),
+    [
+        ("ok_job", RunStatus.SUCCEEDED, 0),
+        ("partial_job", RunStatus.PARTIAL, 1),
+        ("invalid_job", RunStatus.INVALID, 2),
+        ("held_job", RunStatus.HELD, 3),
+        ("auth_job", RunStatus.FAILED, 4),
+        ("crash_job", RunStatus.FAILED, 4),
+    ],
+)
+def test_status_and_exit_code_follow_the_job(use_job, job, status, exit_code):
+    run = job_execute(use_job(job).pk)
+    assert run.status == status
+    assert EXIT_CODES[run.status] == exit_code
+    assert run.finished_at is not None
+
+
+def test_ok_job_records_stage_timings_counts_and_progress(use_job):
+    run = job_execute(use_job("ok_job").pk)
+    run.refresh_from_db()
+    assert run.counts == {"created": 3}
+    assert set(run.stage_timings) >= {"fetch", "report"}
+    assert run.progress_done == 2 and run.progress_total == 2
+
+
+def test_failed_run_names_the_error_class(use_job):
+    run = job_execute(use_job("auth_job").pk)
+    assert run.error_class == "auth"
+    assert "refused" in run.message
+
+
+def test_crash_is_recorded_not_raised(use_job):
+    run = job_execute(use_job("crash_job").pk)
+    assert run.error_class == "internal"
+    assert "boom" in run.message
+
+
+def test_duplicate_delivery_does_nothing(use_job):
+    run = use_job("ok_job")
+    assert job_execute(run.pk) is not None
+    assert job_execute(run.pk) is None  # already claimed and finished
+    run.refresh_from_db()
+    assert run.counts == {"created": 3}
+
+
+def test_partial_job_items_are_stored(use_job):
+    run = job_execute(use_job("partial_job").pk)
+    item = run.items.get()
+    assert item.failed and item.key == "42"
