@@ -194,7 +194,12 @@ if _backend.endswith("smtp.EmailBackend"):
         "timeout": env.int("EMAIL_TIMEOUT", default=20),
     }
 elif _backend.endswith("filebased.EmailBackend"):
-    _mail_options = {"file_path": _email.get("EMAIL_FILE_PATH") or str(DATA_DIR / "mail")}
+    # django-environ drops the leading "/" of filemail:///abs/path, so read the path here:
+    # filemail:///abs/path is absolute, filemail://rel/path is relative to the project.
+    _raw = env.str("EMAIL_URL", default="").partition("://")[2]
+    _mail_options = {
+        "file_path": str(BASE_DIR / _raw) if _raw else str(DATA_DIR / "mail"),
+    }
 MAILERS = {"default": {"BACKEND": _backend, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Classbridge <classbridge@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -234,3 +234,14 @@ class HttpClient:
 def _short(exc: Exception) -> str:
     text = str(exc)
     return redact(text[:200])
+
+
+def retry_policy_from_settings() -> RetryPolicy:
+    """The retry policy every vendor client uses: HTTP_MAX_RETRIES, and no real sleeping
+    when HTTP_RETRY_SLEEP is off (tests), while delays are still computed and counted."""
+    from django.conf import settings
+
+    return RetryPolicy(
+        max_retries=settings.HTTP_MAX_RETRIES,
+        sleep=time.sleep if settings.HTTP_RETRY_SLEEP else (lambda _seconds: None),
+    )

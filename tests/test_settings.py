@@ -1,0 +1,97 @@
+"""Settings come from the environment: each case loads config.settings in a fresh
+interpreter with only the variables it names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE = """
+import json, django
+from django.conf import settings
+django.setup()
+from django.db import connection
+out = {
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "mailer": settings.MAILERS["default"],
+    "q": {
+        k: settings.Q_CLUSTER.get(k)
+        for k in ("orm", "redis", "timeout", "retry", "max_attempts", "catch_up")
+    },
+    "recipients": settings.REPORT_RECIPIENTS,
+}
+if out["engine"].endswith("sqlite3"):
+    with connection.cursor() as c:
+        c.execute("PRAGMA journal_mode")
+        out["journal"] = c.fetchone()[0]
+print(json.dumps(out))
+"""
+
+
+def load(tmp_path, **env) -> dict:
+    base = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "CLASSBRIDGE_DATA_DIR": str(tmp_path),
+        "DEBUG": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode:
+        raise AssertionError(result.stderr[-2000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_sqlite_in_wal_mode_by_default(tmp_path):
+    out = load(tmp_path)
+    assert out["engine"] == "django.db.backends.sqlite3"
+    assert out["journal"] == "wal"
+    assert (tmp_path / "classbridge.sqlite3").exists()
+
+
+def test_database_broker_by_default_redis_when_set(tmp_path):
+    q = load(tmp_path)["q"]
+    assert q["orm"] == "default" and q["redis"] is None
+    assert q["timeout"] < q["retry"]
+    assert q["max_attempts"] >= 1 and q["catch_up"] is False
+    q = load(tmp_path, REDIS_URL="redis://127.0.0.1:6399/0")["q"]
+    assert q["redis"] == "redis://127.0.0.1:6399/0" and q["orm"] is None
+
+
+def test_email_url_maps_into_mailers(tmp_path):
+    mailer = load(tmp_path, EMAIL_URL="smtp+tls://user%40x.org:s3cret@mail.x.org:587")["mailer"]
+    assert mailer["BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert mailer["OPTIONS"]["host"] == "mail.x.org"
+    assert mailer["OPTIONS"]["port"] == 587
+    assert mailer["OPTIONS"]["username"] == "user@x.org"
+    assert mailer["OPTIONS"]["use_tls"] is True
+    mailer = load(tmp_path, EMAIL_URL=f"filemail://{tmp_path}/mail")["mailer"]
+    assert mailer["BACKEND"].endswith("filebased.EmailBackend")
+    assert mailer["OPTIONS"]["file_path"] == f"{tmp_path}/mail"
+
+
+def test_report_recipients_list(tmp_path):
+    out = load(tmp_path, REPORT_RECIPIENTS="a@x.org, b@x.org,")
+    assert out["recipients"] == ["a@x.org", "b@x.org"]
+
+
+def test_secret_key_required_without_debug(tmp_path):
+    with pytest.raises(AssertionError, match="SECRET_KEY"):
+        load(tmp_path, DEBUG="false")
+
+
+def test_malformed_value_names_the_variable(tmp_path):
+    with pytest.raises(AssertionError, match="Q_WORKERS"):
+        load(tmp_path, Q_WORKERS="many")
