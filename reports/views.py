@@ -1,30 +1,131 @@
-"""Run pages (placeholder until the reports UI lands)."""
+"""Run pages for staff: the list, a run's live progress and report, its failures as CSV."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
 
-from reports.models import Run
+from reports import selectors
+from reports.csvexport import csv_response
+from reports.mail import run_failures_filename
+from reports.models import Run, RunKind, RunStatus
+from reports.render import count_rows, counts_summary, format_duration, run_report, run_title
+
+RUNS_PER_PAGE = 50
+ITEMS_PER_PAGE = 100
+# With no progress for this long, a running run is probably orphaned by a dead worker.
+STALE_AFTER_SECONDS = 120
+
+
+class RunFilterForm(forms.Form):
+    kind = forms.ChoiceField(choices=[("", "Any kind"), *RunKind.choices], required=False)
+    status = forms.ChoiceField(choices=[("", "Any status"), *RunStatus.choices], required=False)
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("“From” is after “To”.")
+        return data
+
+
+def _get_run(pk: int) -> Run:
+    try:
+        return selectors.run_get(pk=pk)
+    except Run.DoesNotExist:
+        raise Http404("No such run.") from None
 
 
 @staff_member_required
 def run_list(request):
-    return render(request, "reports/list.html", {"runs": Run.objects.all()[:100], "nav": "runs"})
+    form = RunFilterForm(request.GET or None)
+    filters: dict[str, Any] = {}
+    if form.is_bound:
+        form.is_valid()
+        # A bad value must not hide every run: filter on the fields that did validate.
+        filters = {
+            key: value
+            for key, value in form.cleaned_data.items()
+            if value and key not in form.errors
+        }
+    page = Paginator(selectors.run_list(**filters), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    for run in page:
+        run.duration_text = format_duration(run.duration_seconds)
+        run.counts_text = counts_summary(run.counts) if run.counts else ""
+    return render(
+        request,
+        "reports/list.html",
+        {"form": form, "page": page, "filtered": bool(filters), "nav": "runs"},
+    )
+
+
+def _progress_context(run: Run) -> dict[str, Any]:
+    now = timezone.now()
+    since = run.started_at or run.created_at
+    percent = None
+    if run.progress_total:
+        percent = min(100, round(100 * run.progress_done / run.progress_total))
+    quiet_for = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else None
+    return {
+        "run": run,
+        "status_label": run.get_status_display(),
+        "elapsed": format_duration((now - since).total_seconds()) if since else "",
+        "percent": percent,
+        "total_known": run.progress_total is not None,
+        "title": run_title(run),
+        "counts": count_rows(run.counts or {}),
+        "stale": (
+            run.status == RunStatus.RUNNING
+            and quiet_for is not None
+            and quiet_for > STALE_AFTER_SECONDS
+        ),
+        "quiet_for": format_duration(quiet_for),
+    }
 
 
 @staff_member_required
+@never_cache
 def run_detail(request, pk: int):
-    run = get_object_or_404(Run, pk=pk)
-    return render(request, "reports/detail.html", {"run": run, "nav": "runs"})
+    run = _get_run(pk)
+    context: dict[str, Any] = {"run": run, "nav": "runs", **_progress_context(run)}
+    if run.is_finished:
+        failures_only = request.GET.get("failed") == "1"
+        items = selectors.run_items(run=run, failures_only=failures_only)
+        items_page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+        # The page lists failures in the items table, so the report needs none of its own.
+        context.update(run_report(run, failure_limit=0))
+        context.update(
+            {
+                "failures_only": failures_only,
+                "items_page": items_page,
+                "items_total": (run.items.count() if failures_only else items_page.paginator.count),
+            }
+        )
+    return render(request, "reports/detail.html", context)
 
 
 @staff_member_required
+@never_cache
 def run_progress(request, pk: int):
-    run = get_object_or_404(Run, pk=pk)
-    return HttpResponse(run.status)
+    """The progress fragment the run page polls; says when the run is finished."""
+    run = _get_run(pk)
+    return render(request, "reports/detail.html#progress", _progress_context(run))
 
 
 @staff_member_required
 def run_failures_csv(request, pk: int):
-    get_object_or_404(Run, pk=pk)
-    return HttpResponse("", content_type="text/csv")
+    run = _get_run(pk)
+    header, rows = selectors.run_failure_table(run=run)
+    return csv_response(run_failures_filename(run), header, rows)

@@ -45,3 +45,65 @@ def mentor_a(cohort_a) -> User:
 def mentor_b(cohort_b) -> User:
     """Mentors cohort B only: must see nothing of A."""
     return _mentor("ben", cohort_b)
+
+
+# --- runs and reports ------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_factory(db):
+    """Builds a run in any state, with items: `run_factory(status="partial", items=[{...}])`.
+
+    Items are RunItem field dicts; `seq` follows their order. `created_at` backdates the run
+    (it is auto_now_add, so it is set after creation).
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from reports.models import FINISHED_STATUSES, Run, RunItem, RunKind, RunStatus
+
+    def make(
+        *,
+        kind=RunKind.OPENCLASS_SYNC,
+        status=RunStatus.SUCCEEDED,
+        subject="Cohort A",
+        triggered_by="user:ada",
+        user=None,
+        dry_run=False,
+        counts=None,
+        items=(),
+        message="",
+        error_class="",
+        duration=12.5,
+        stage_timings=None,
+        created_at=None,
+        **fields,
+    ):
+        now = timezone.now()
+        started = None if status == RunStatus.QUEUED else now - timedelta(seconds=duration)
+        run = Run.objects.create(
+            kind=kind,
+            status=status,
+            subject=subject,
+            triggered_by=triggered_by,
+            user=user,
+            dry_run=dry_run,
+            counts=counts if counts is not None else {},
+            message=message,
+            error_class=error_class,
+            started_at=started,
+            finished_at=now if status in FINISHED_STATUSES else None,
+            heartbeat_at=started,
+            stage_timings=stage_timings if stage_timings is not None else {},
+            **fields,
+        )
+        RunItem.objects.bulk_create(
+            RunItem(run=run, seq=n, **item) for n, item in enumerate(items, start=1)
+        )
+        if created_at is not None:
+            Run.objects.filter(pk=run.pk).update(created_at=created_at)
+            run.refresh_from_db()
+        return run
+
+    return make

@@ -1,0 +1,162 @@
+"""The run report, as text and HTML, for every way a run can end."""
+
+import pytest
+
+from reports.constants import ErrorClass
+from reports.models import RunKind, RunStatus
+from reports.render import (
+    format_duration,
+    render_run_report_email,
+    render_run_report_html,
+    render_run_report_subject,
+    render_run_report_text,
+    run_report,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def failure(key, group="Unit 1", error_class=ErrorClass.NOT_FOUND, message="No such student"):
+    return {
+        "key": key,
+        "label": f"Student {key}",
+        "group": group,
+        "outcome": "failed",
+        "error_class": error_class,
+        "message": message,
+    }
+
+
+def success(key, group="Unit 1", outcome="created"):
+    return {"key": key, "label": f"Student {key}", "group": group, "outcome": outcome}
+
+
+@pytest.fixture
+def partial_run(run_factory):
+    return run_factory(
+        status=RunStatus.PARTIAL,
+        counts={"fetched": 5, "created": 2, "updated": 1, "failed": 2},
+        stage_timings={"fetch": 1.25, "write": 0.5},
+        items=[
+            success("s1"),
+            success("s2"),
+            failure("s3", message="Student s3 is not in the class"),
+            success("s4", group="Unit 2", outcome="updated"),
+            failure("s5", group="Unit 2", error_class=ErrorClass.INVALID_DATA, message="Bad grade"),
+        ],
+    )
+
+
+def test_succeeded_run(run_factory):
+    run = run_factory(counts={"fetched": 3, "created": 3, "failed": 0}, stage_timings={"fetch": 2})
+    text = render_run_report_text(run)
+    html = render_run_report_html(run)
+    assert render_run_report_subject(run) == (
+        "[Classbridge] OpenClass pull of Cohort A: succeeded (3 created, 0 failed)"
+    )
+    assert "Succeeded: Finished, and every item went through." in text
+    assert "Triggered by:  user:ada" in text
+    assert "(exit status 0)" in text
+    assert "Duration:      12 s" in text
+    assert "created" in text and "fetch" in text
+    assert "Failures" not in text and "Failures" not in html
+    assert f"http://127.0.0.1:8000/runs/{run.pk}/" in text
+    assert f'href="http://127.0.0.1:8000/runs/{run.pk}/"' in html
+    assert "<script" not in html
+    assert "Succeeded" in html
+
+
+def test_partial_run_lists_groups_and_failures(partial_run):
+    text = render_run_report_text(partial_run)
+    html = render_run_report_html(partial_run)
+    context = run_report(partial_run)
+    assert [(g.group, g.items, g.ok, g.failed) for g in context["groups"]] == [
+        ("Unit 1", 3, 2, 1),
+        ("Unit 2", 2, 1, 1),
+    ]
+    assert context["failures_total"] == 2 and context["failures_more"] == 0
+    assert "Partly failed: Finished, but some items failed" in text
+    assert "(exit status 1)" in text
+    assert "Per group" in text
+    assert "  - [not_found] s3 Student s3 (Unit 1): Student s3 is not in the class" in text
+    assert "  - [invalid_data] s5 Student s5 (Unit 2): Bad grade" in text
+    assert "Failures (2)" in text
+    assert "and 0 more" not in text
+    assert "Per group" in html and "Unit 2" in html
+    assert "Student s3 is not in the class" in html and "invalid_data" in html
+    subject = render_run_report_subject(partial_run)
+    assert subject.endswith(": partly failed (2 created, 1 updated, 2 failed)")
+
+
+def test_many_failures_are_cut_at_200_with_a_count_of_the_rest(run_factory):
+    run = run_factory(
+        status=RunStatus.PARTIAL,
+        counts={"failed": 203},
+        items=[failure(f"k{n}") for n in range(203)],
+    )
+    parts = render_run_report_email(run)
+    assert "k199" in parts.text and "k200" not in parts.text
+    assert "... and 3 more" in parts.text
+    assert "and 3 more" in parts.html
+
+
+def test_failed_run_shows_its_message(run_factory):
+    run = run_factory(
+        kind=RunKind.CANVAS_SYNC,
+        status=RunStatus.FAILED,
+        subject="",
+        message="Canvas refused the token (HTTP 401).",
+        error_class=ErrorClass.AUTH,
+    )
+    text = render_run_report_text(run)
+    html = render_run_report_html(run)
+    assert render_run_report_subject(run) == "[Classbridge] Canvas pull: failed (0 failed)"
+    assert "Failed: Stopped as a whole before finishing" in text
+    assert "Message\nCanvas refused the token (HTTP 401)." in text
+    assert "(exit status 4)" in text
+    assert "Canvas refused the token (HTTP 401)." in html
+
+
+def test_dry_run_says_so(run_factory):
+    run = run_factory(
+        kind=RunKind.APEX_ENROLL,
+        subject="roster.csv",
+        dry_run=True,
+        counts={"rows": 4, "enrolled": 4, "failed": 0},
+    )
+    subject = render_run_report_subject(run)
+    assert (
+        subject
+        == "[Classbridge] APEX enrollment of roster.csv (dry run): succeeded (4 enrolled, 0 failed)"
+    )
+    text = render_run_report_text(run)
+    html = render_run_report_html(run)
+    assert "Dry run: nothing was sent to the vendor" in text
+    assert "(dry run)" in html and "Dry run: nothing was sent" in html
+
+
+def test_html_escapes_and_text_does_not(run_factory):
+    run = run_factory(
+        status=RunStatus.PARTIAL,
+        subject="R&D <cohort>",
+        items=[failure("x", message="<script>alert(1)</script>")],
+    )
+    html = render_run_report_html(run)
+    text = render_run_report_text(run)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
+    assert "R&amp;D &lt;cohort&gt;" in html
+    assert "R&D <cohort>" in text and "<script>alert(1)</script>" in text
+    assert "R&D <cohort>" in render_run_report_subject(run)
+
+
+def test_subject_is_one_line(run_factory):
+    run = run_factory(subject="Line one\nline two")
+    assert "\n" not in render_run_report_subject(run)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(None, ""), (0.42, "0.4 s"), (12.5, "12 s"), (65, "1 min 05 s"), (3725, "1 h 02 min")],
+)
+def test_format_duration(seconds, expected):
+    assert format_duration(seconds) == expected
