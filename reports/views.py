@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
@@ -13,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from reports import selectors
+from reports.access import staff_required
 from reports.csvexport import csv_response
 from reports.mail import run_failures_filename
 from reports.models import Run, RunKind, RunStatus
@@ -48,7 +48,7 @@ def _get_run(pk: int) -> Run:
         raise Http404("No such run.") from None
 
 
-@staff_member_required
+@staff_required
 def run_list(request):
     form = RunFilterForm(request.GET or None)
     filters: dict[str, Any] = {}
@@ -95,7 +95,7 @@ def _progress_context(run: Run) -> dict[str, Any]:
     }
 
 
-@staff_member_required
+@staff_required
 @never_cache
 def run_detail(request, pk: int):
     run = _get_run(pk)
@@ -116,7 +116,7 @@ def run_detail(request, pk: int):
     return render(request, "reports/detail.html", context)
 
 
-@staff_member_required
+@staff_required
 @never_cache
 def run_progress(request, pk: int):
     """The progress fragment the run page polls; says when the run is finished."""
@@ -124,7 +124,7 @@ def run_progress(request, pk: int):
     return render(request, "reports/detail.html#progress", _progress_context(run))
 
 
-@staff_member_required
+@staff_required
 def run_failures_csv(request, pk: int):
     run = _get_run(pk)
     header, rows = selectors.run_failure_table(run=run)
