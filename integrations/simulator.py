@@ -98,10 +98,12 @@ class Simulator:
         # regex) with the given status instead of the real handler.
         self.scripted_faults: list[tuple[str, re.Pattern[str], Response]] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        for attr in dir(self):
-            handler = getattr(self, attr)
-            spec = getattr(handler, "_route", None)
+        # Routes are looked up on the class: reading every instance attribute here would
+        # run a subclass's properties before its __init__ has set what they read.
+        for attr in dir(type(self)):
+            spec = getattr(getattr(type(self), attr, None), "_route", None)
             if spec:
+                handler = getattr(self, attr)
                 method, pattern = spec
                 regex = re.compile(
                     "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern.rstrip("/")) + "/?$"
@@ -227,8 +229,12 @@ def serve(
         server_class=_ThreadingServer,
         handler_class=_QuietHandler if quiet else WSGIRequestHandler,
     )
+    # A short poll interval: stop() waits up to one interval, once per test.
     thread = threading.Thread(
-        target=server.serve_forever, name=f"sim-{simulator.name}", daemon=True
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name=f"sim-{simulator.name}",
+        daemon=True,
     )
     thread.start()
     return RunningServer(simulator=simulator, server=server, thread=thread)

@@ -1,0 +1,510 @@
+"""OpenClass.ai API client: login, classes, class detail, progressions.
+
+Contract: ../shared/vendor-contracts.md section 2, taken from the public Cohort Tracker
+(github.com/cj-taylor/codeyou-cohort-tracker), whose later code corrects its README.
+OpenClass publishes no API reference; every quirk handled here is named after that contract.
+
+Responses are parsed into the frozen dataclasses below at this edge, so the pull job never
+walks raw vendor dictionaries. A progression that cannot be used (no user id, a grade that
+is not a number, ...) is reported as an `InvalidRecord` beside the good ones instead of
+failing its whole page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from django.conf import settings
+
+from integrations.config import require
+from integrations.http import (
+    AuthError,
+    HttpClient,
+    MalformedResponse,
+    NotFoundError,
+    RetryPolicy,
+    VendorError,
+    redact,
+    register_secret,
+)
+
+logger = logging.getLogger("integrations.openclass")
+
+LOGIN_PATH = "/v1/auth/login"
+# The longest external id the cohorts tables hold; a longer "id" is not an OpenClass id.
+MAX_ID_LENGTH = 100
+
+
+# --- Typed records --------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OpenClassClass:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CurriculumItem:
+    """An assignment's place in the class: its unit and its order."""
+
+    assignment_id: str
+    unit: str
+    unit_position: int  # 1-based order of the unit
+    position: int  # 1-based order of the assignment across the whole curriculum
+
+
+@dataclass(frozen=True, slots=True)
+class ClassDetail:
+    id: str
+    name: str
+    curriculum: tuple[CurriculumItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenClassUser:
+    id: str
+    first_name: str
+    last_name: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenClassAssignment:
+    id: str
+    name: str
+    type: str  # "lesson" or "quiz"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenClassProgression:
+    id: str
+    user: OpenClassUser
+    assignment: OpenClassAssignment
+    grade: float | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    reviewed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRecord:
+    """A progression skipped because `field` is missing or unusable."""
+
+    key: str
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressionPage:
+    page: int
+    total: int | None
+    results_per_page: int
+    can_load_more: bool
+    progressions: tuple[OpenClassProgression, ...]
+    invalid: tuple[InvalidRecord, ...]
+
+    @property
+    def fetched(self) -> int:
+        return len(self.progressions) + len(self.invalid)
+
+    @property
+    def page_count(self) -> int | None:
+        """Pages the whole list takes, from metadata (None when the vendor omits it)."""
+        if self.total is None or self.results_per_page <= 0:
+            return None
+        return max(1, math.ceil(self.total / self.results_per_page))
+
+
+class _BadField(Exception):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field} {problem}")
+        self.field = field
+
+
+# --- Parsing helpers (pure) -----------------------------------------------------------
+def unwrap(body: Any, *, what: str) -> dict[str, Any]:
+    """The payload of a response, whichever of the contract's shapes it came in.
+
+    Contract section 2: the payload is a JSON *string* in `result.objects`, or in
+    `result.objects[0]`, and must be parsed again; the seed README shows it plain, at the
+    top level. Both are accepted.
+    """
+    if not isinstance(body, dict):
+        raise MalformedResponse(f"OpenClass: {what} is not a JSON object")
+    result = body.get("result")
+    if not isinstance(result, dict) or "objects" not in result:
+        return body
+    objects = result["objects"]
+    if isinstance(objects, list):
+        if not objects:
+            raise MalformedResponse(f"OpenClass: {what} has an empty result.objects")
+        objects = objects[0]
+    if isinstance(objects, str):
+        try:
+            objects = json.loads(objects)
+        except ValueError:
+            raise MalformedResponse(
+                f"OpenClass: {what} has a result.objects string that is not JSON"
+            ) from None
+    if not isinstance(objects, dict):
+        raise MalformedResponse(f"OpenClass: {what} has no JSON object in result.objects")
+    return objects
+
+
+def parse_id(value: Any, field: str) -> str:
+    """An id given as {"$oid": "..."} or as a plain string (both occur, contract section 2)."""
+    if isinstance(value, dict):
+        value = value.get("$oid")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise _BadField(field, "is missing")
+    value = value.strip()
+    if len(value) > MAX_ID_LENGTH:
+        raise _BadField(field, f"is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def parse_time(value: Any, field: str) -> datetime | None:
+    """ISO 8601 (`2025-12-11T23:02:51.781Z`) or null; naive times are taken as UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict) and "$date" in value:  # MongoDB extended JSON, just in case
+        value = value["$date"]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    if not isinstance(value, str):
+        raise _BadField(field, "is not a date")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _BadField(field, f"is not a date ({value[:40]!r})") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_grade(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _BadField("grade", "is not a number")
+    grade = float(value)
+    if not 0.0 <= grade <= 1.0 or math.isnan(grade):
+        raise _BadField("grade", f"is {grade}, outside 0..1")
+    return grade
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def parse_progression(raw: Any) -> OpenClassProgression:
+    if not isinstance(raw, dict):
+        raise _BadField("_id", "is missing (the record is not an object)")
+    progression_id = parse_id(raw.get("_id", raw.get("id")), "_id")
+    user = raw.get("user")
+    if not isinstance(user, dict):
+        raise _BadField("user", "is missing")
+    assignment = raw.get("assignment")
+    if not isinstance(assignment, dict):
+        raise _BadField("assignment", "is missing")
+    return OpenClassProgression(
+        id=progression_id,
+        user=OpenClassUser(
+            id=parse_id(user.get("id", user.get("_id")), "user.id"),
+            first_name=_text(user.get("first_name")),
+            last_name=_text(user.get("last_name")),
+            email=_text(user.get("email")),
+        ),
+        assignment=OpenClassAssignment(
+            id=parse_id(assignment.get("id", assignment.get("_id")), "assignment.id"),
+            name=_text(assignment.get("name")),
+            type=_text(assignment.get("type")).lower(),
+        ),
+        grade=parse_grade(raw.get("grade")),
+        started_at=parse_time(raw.get("started_assignment_at"), "started_assignment_at"),
+        completed_at=parse_time(raw.get("completed_assignment_at"), "completed_assignment_at"),
+        reviewed_at=parse_time(raw.get("reviewed_at"), "reviewed_at"),
+    )
+
+
+def _metadata_int(metadata: dict[str, Any], name: str) -> int | None:
+    value = metadata.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def parse_progression_page(
+    payload: dict[str, Any], *, page: int, page_size: int
+) -> ProgressionPage:
+    what = f"progressions page {page}"
+    metadata = payload.get("metadata")
+    data = payload.get("data")
+    if not isinstance(metadata, dict) or not isinstance(data, list):
+        raise MalformedResponse(f"OpenClass: {what} lacks metadata or data")
+    can_load_more = metadata.get("can_load_more")
+    if not isinstance(can_load_more, bool):
+        # Paging stops on this flag; guessing could silently cut a sync short.
+        raise MalformedResponse(f"OpenClass: {what} lacks metadata.can_load_more")
+    good: list[OpenClassProgression] = []
+    invalid: list[InvalidRecord] = []
+    for index, raw in enumerate(data):
+        try:
+            good.append(parse_progression(raw))
+        except _BadField as exc:
+            key = _record_key(raw) or f"page {page} record {index + 1}"
+            invalid.append(InvalidRecord(key=key, field=exc.field, message=str(exc)))
+    return ProgressionPage(
+        page=page,
+        total=_metadata_int(metadata, "total"),
+        results_per_page=_metadata_int(metadata, "results_per_page") or page_size,
+        can_load_more=can_load_more,
+        progressions=tuple(good),
+        invalid=tuple(invalid),
+    )
+
+
+def _record_key(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        return ""
+    try:
+        return parse_id(raw.get("_id", raw.get("id")), "_id")
+    except _BadField:
+        return ""
+
+
+def parse_class_detail(payload: dict[str, Any], *, class_id: str) -> ClassDetail:
+    data = payload.get("data", payload)
+    if not isinstance(data, dict):
+        raise MalformedResponse(f"OpenClass: class {class_id} detail has no data object")
+    units = data.get("units") or []
+    if not isinstance(units, list):
+        raise MalformedResponse(f"OpenClass: class {class_id} detail has units that are no list")
+    items: list[CurriculumItem] = []
+    seen: set[str] = set()
+    for unit_index, unit in enumerate(units, start=1):
+        if not isinstance(unit, dict):
+            continue
+        unit_name = _text(unit.get("name")) or f"Unit {unit_index}"
+        for entry in unit.get("assignments") or []:
+            # The contract lists bare ids; {"$oid"} or an object with an id is accepted too.
+            raw_id = entry
+            if isinstance(entry, dict) and "$oid" not in entry:
+                raw_id = entry.get("id", entry.get("_id"))
+            try:
+                assignment_id = parse_id(raw_id, "units.assignments")
+            except _BadField:
+                logger.warning(
+                    "class %s: unit %r lists an unusable assignment id", class_id, unit_name
+                )
+                continue
+            if assignment_id in seen:
+                continue
+            seen.add(assignment_id)
+            items.append(
+                CurriculumItem(
+                    assignment_id=assignment_id,
+                    unit=unit_name[:200],
+                    unit_position=unit_index,
+                    position=len(items) + 1,
+                )
+            )
+    return ClassDetail(id=class_id, name=_text(data.get("name")), curriculum=tuple(items))
+
+
+def parse_classes(payload: dict[str, Any]) -> list[OpenClassClass]:
+    data = payload.get("data")
+    if not isinstance(data, list):
+        raise MalformedResponse("OpenClass: the class list has no data list")
+    classes = []
+    for raw in data:
+        if not isinstance(raw, dict):
+            continue
+        try:
+            class_id = parse_id(raw.get("id", raw.get("_id")), "id")
+        except _BadField:
+            continue
+        classes.append(OpenClassClass(id=class_id, name=_text(raw.get("name"))))
+    return classes
+
+
+def _no_sleep(seconds: float) -> None:
+    """Tests turn sleeping off; the delay is still computed and counted by HttpClient."""
+
+
+# --- Client ---------------------------------------------------------------------------
+class OpenClassClient(HttpClient):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        email: str,
+        password: str,
+        app_id: str = "",
+        origin: str = "",
+        **http: Any,
+    ) -> None:
+        http.setdefault("vendor", "OpenClass")
+        super().__init__(base_url, **http)
+        register_secret(password)
+        self.email = email
+        self._password = password
+        self.app_id = app_id
+        self.origin = origin
+        self._token = ""
+        self.logins = 0
+
+    @classmethod
+    def from_settings(cls) -> OpenClassClient:
+        """A client configured from settings; a missing setting raises ConfigError first."""
+        values = require(
+            "OPENCLASS_BASE_URL",
+            "OPENCLASS_EMAIL",
+            "OPENCLASS_PASSWORD",
+            secret=("OPENCLASS_PASSWORD",),
+        )
+        sleep = time.sleep if getattr(settings, "HTTP_RETRY_SLEEP", True) else _no_sleep
+        return cls(
+            values["OPENCLASS_BASE_URL"],
+            email=values["OPENCLASS_EMAIL"],
+            password=values["OPENCLASS_PASSWORD"],
+            app_id=str(getattr(settings, "OPENCLASS_APP_ID", "") or "").strip(),
+            origin=str(getattr(settings, "OPENCLASS_ORIGIN", "") or "").strip(),
+            timeout=settings.HTTP_TIMEOUT_SECONDS,
+            retry=RetryPolicy(max_retries=settings.HTTP_MAX_RETRIES, sleep=sleep),
+            rate_per_second=settings.OPENCLASS_REQUESTS_PER_SECOND,
+        )
+
+    # -- authentication ------------------------------------------------------------
+    def login(self) -> None:
+        """Sign in and keep the token (a JWT, about 30 days)."""
+        headers = {}
+        # The web app sends these two; the API may check them (contract section 2).
+        if self.origin:
+            headers["Origin"] = self.origin
+        if self.app_id:
+            headers["X-OpenClass-App-Id"] = self.app_id
+        # Form-encoded, with the empty invite codes the web app sends (contract section 2).
+        # A login changes nothing at the vendor, so HttpClient may retry this POST.
+        response = self.request(
+            "POST",
+            LOGIN_PATH,
+            data={
+                "email": self.email,
+                "password": self._password,
+                "invite_code": "",
+                "instructor_invite_code": "",
+                "mentor_invite_code": "",
+            },
+            headers=headers,
+        )
+        self.logins += 1
+        if response.status_code in (401, 403):
+            raise AuthError(
+                f"OpenClass refused the login ({response.status_code}); "
+                "check OPENCLASS_EMAIL and OPENCLASS_PASSWORD",
+                status=response.status_code,
+                body=redact(response.text),
+            )
+        if not response.ok:
+            raise VendorError(
+                f"OpenClass: login answered {response.status_code}",
+                status=response.status_code,
+                body=redact(response.text),
+            )
+        body = self._json(response, "the login response")
+        result = body.get("result") if isinstance(body, dict) else None
+        token = result.get("token") if isinstance(result, dict) else None
+        if token is None and isinstance(body, dict):
+            token = body.get("token")  # plain shape, as the seed README has it
+        if not isinstance(token, str) or not token.strip():
+            raise MalformedResponse("OpenClass: the login response has no result.token")
+        self._token = token.strip()
+        register_secret(self._token)
+        logger.info("signed in to OpenClass")
+
+    # -- calls ---------------------------------------------------------------------
+    def _get(self, path: str, *, params: dict[str, Any] | None = None, what: str) -> Any:
+        """GET with the token; a 401 signs in again once and repeats the call."""
+        if not self._token:
+            self.login()
+        for attempt in (1, 2):
+            # The token goes in a header literally named `bearer` (contract section 2).
+            response = self.request("GET", path, params=params, headers={"bearer": self._token})
+            if response.status_code != 401:
+                break
+            if attempt == 2:
+                raise AuthError(
+                    f"OpenClass refused a fresh token on {what} (401)",
+                    status=401,
+                    body=redact(response.text),
+                )
+            logger.info("OpenClass refused the token on %s (401); signing in again", what)
+            self._token = ""
+            self.login()
+        if response.status_code == 404:
+            raise NotFoundError(f"OpenClass: {what} was not found (404)", status=404)
+        if response.status_code == 403:
+            raise AuthError(
+                f"OpenClass refused access to {what} (403)",
+                status=403,
+                body=redact(response.text),
+            )
+        if not response.ok:
+            raise VendorError(
+                f"OpenClass: {what} answered {response.status_code}",
+                status=response.status_code,
+                body=redact(response.text),
+            )
+        return unwrap(self._json(response, what), what=what)
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise MalformedResponse(
+                f"OpenClass: {what} is not JSON", status=response.status_code
+            ) from None
+
+    def list_classes(self) -> list[OpenClassClass]:
+        return parse_classes(self._get("/v1/classes", what="the class list"))
+
+    def class_detail(self, class_id: str) -> ClassDetail:
+        what = f"class {class_id}"
+        payload = self._get(f"/v1/classes/{quote(class_id, safe='')}", what=what)
+        return parse_class_detail(payload, class_id=class_id)
+
+    def progression_page(self, class_id: str, page: int, page_size: int) -> ProgressionPage:
+        payload = self._get(
+            f"/v1/classes/{quote(class_id, safe='')}/progressions",
+            params={"page": page, "return_count": page_size, "sort_by_completed_at": -1},
+            what=f"class {class_id} progressions page {page}",
+        )
+        return parse_progression_page(payload, page=page, page_size=page_size)
+
+    def iter_progression_pages(self, class_id: str, page_size: int) -> Iterator[ProgressionPage]:
+        """One parsed page at a time (0-based), while `metadata.can_load_more` holds."""
+        page = 0
+        while True:
+            result = self.progression_page(class_id, page, page_size)
+            yield result
+            if not result.can_load_more:
+                return
+            if not result.fetched:
+                # More promised but nothing given: asking on would never end.
+                logger.warning(
+                    "class %s: page %d was empty but can_load_more was true; stopping",
+                    class_id,
+                    page,
+                )
+                return
+            page += 1
