@@ -69,11 +69,11 @@ class ProgressPrinter:
             self._bar.set_postfix_str(_counts_text(run.counts), refresh=False)
             self._bar.refresh()
         elif run.stage:
-            total = f"/{run.progress_total}" if run.progress_total is not None else ""
-            line = (
-                f"[{run.stage}] {run.progress_done}{total} {run.progress_unit} "
-                f"{_counts_text(run.counts)}".rstrip()
-            )
+            if run.progress_total is not None:
+                done = f"{run.progress_done}/{run.progress_total} {run.progress_unit}".rstrip()
+            else:
+                done = f"{run.progress_done} {run.progress_unit}" if run.progress_done else ""
+            line = " ".join(p for p in (f"[{run.stage}]", done, _counts_text(run.counts)) if p)
             if line != self._last_line:
                 self._last_line = line
                 print(line, file=self.stream, flush=True)

@@ -31,6 +31,7 @@ class HeldByGuardrail(Exception):
 
 JOBS: dict[str, str] = {
     RunKind.OPENCLASS_SYNC: "integrations.openclass.pull.openclass_pull_job",
+    RunKind.APEX_ENROLL: "integrations.apex.enroll.apex_enroll_job",
 }
 
 
@@ -53,6 +54,8 @@ def job_execute(
             return None
     else:
         run = Run.objects.get(pk=run_id)
+    if run.params.get("resumes") and run.kind in RESTART_FROM_SCRATCH:
+        _reset_for_restart(run)
     tracker = RunTracker(run, on_progress=on_progress)
     try:
         job = import_string(JOBS[run.kind])
@@ -87,6 +90,21 @@ def job_execute(
     if send_report:
         report_deliver(run)
     return run
+
+
+# Jobs that are idempotent end to end (a pull re-reads everything and upserts): a resumed
+# run of these starts again from scratch, so its counts and items describe one full pass.
+# Push jobs resume where they stopped instead and keep what they recorded.
+RESTART_FROM_SCRATCH = {RunKind.OPENCLASS_SYNC}
+
+
+def _reset_for_restart(run: Run) -> None:
+    run.items.all().delete()
+    run.counts = {}
+    run.stage_timings = {}
+    run.progress_done = 0
+    run.progress_total = None
+    run.save(update_fields=["counts", "stage_timings", "progress_done", "progress_total"])
 
 
 def _after_finish(run: Run) -> None:

@@ -70,3 +70,33 @@ def test_partial_job_items_are_stored(use_job):
     run = job_execute(use_job("partial_job").pk)
     item = run.items.get()
     assert item.failed and item.key == "42"
+
+
+def test_resumed_pull_starts_again_from_scratch(use_job):
+    from reports.models import RunItem, RunStatus
+
+    run = use_job("ok_job")
+    run.params = {"resumes": 1}
+    run.counts = {"created": 40}
+    run.save()
+    RunItem.objects.create(run=run, outcome="page", key="0")
+    run = job_execute(run.pk)
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.counts == {"created": 3}
+    assert not run.items.filter(outcome="page").exists()
+
+
+def test_progress_lines_off_a_terminal():
+    import io
+
+    from integrations.cli import ProgressPrinter
+
+    stream = io.StringIO()
+    printer = ProgressPrinter(stream)
+    run = Run(kind=RunKind.OPENCLASS_SYNC, stage="authenticate", counts={})
+    printer(run)
+    run.stage, run.progress_total, run.progress_done, run.progress_unit = "fetch", 4, 1, "pages"
+    run.counts = {"created": 10}
+    printer(run)
+    printer(run)  # unchanged: not printed twice
+    assert stream.getvalue().splitlines() == ["[authenticate]", "[fetch] 1/4 pages created=10"]
