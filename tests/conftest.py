@@ -6,6 +6,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from cohorts.models import Cohort, Source
+from integrations.openclass.simulator import build as build_openclass
+from integrations.simulator import serve
 
 
 @pytest.fixture
@@ -107,3 +109,23 @@ def run_factory(db):
         return run
 
     return make
+
+
+@pytest.fixture
+def openclass(settings):
+    """Start a simulator (build kwargs) and point the settings at it."""
+    servers = []
+
+    def start(**kwargs):
+        simulator = build_openclass(**kwargs)
+        server = serve(simulator)
+        servers.append(server)
+        settings.OPENCLASS_BASE_URL = server.base_url
+        for name, value in simulator.demo_settings.items():
+            setattr(settings, name, value)
+        settings.OPENCLASS_PAGE_SIZE = 100
+        return simulator
+
+    yield start
+    for server in servers:
+        server.stop()

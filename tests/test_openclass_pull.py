@@ -11,31 +11,11 @@ from cohorts.models import Assignment, Cohort, Enrollment, Progression, Source, 
 from integrations.jobs import job_execute
 from integrations.openclass import pull
 from integrations.openclass.pull import openclass_run_create, openclass_run_for_cohort
-from integrations.openclass.simulator import DATA, SOFTWARE, WEB, build
-from integrations.simulator import Response, serve
+from integrations.openclass.simulator import DATA, SOFTWARE, WEB
+from integrations.simulator import Response
 from reports.models import Run, RunStatus
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def openclass(settings):
-    """Start a simulator (build kwargs) and point the settings at it."""
-    servers = []
-
-    def start(**kwargs):
-        simulator = build(**kwargs)
-        server = serve(simulator)
-        servers.append(server)
-        settings.OPENCLASS_BASE_URL = server.base_url
-        for name, value in simulator.demo_settings.items():
-            setattr(settings, name, value)
-        settings.OPENCLASS_PAGE_SIZE = 100
-        return simulator
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def pull_run(class_id: str, cohort_name: str = "") -> Run:

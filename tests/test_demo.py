@@ -1,0 +1,34 @@
+"""The demo's data step: users, cohorts, schedules and a first pull of every class."""
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django_q.models import Schedule
+
+from cohorts.models import Cohort
+from cohorts.selectors import cohorts_visible_to
+from integrations.openclass.simulator import DEMO_CLASSES
+from reports.models import Run, RunStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, settings):
+    openclass()
+    settings.OPENCLASS_REQUESTS_PER_SECOND = 0
+    call_command("demo_seed")
+    assert Cohort.objects.count() == len(DEMO_CLASSES) >= 3
+    assert all(c.progressions.exists() for c in Cohort.objects.all())
+    assert set(Run.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    admin, mentor = User.objects.get(username="admin"), User.objects.get(username="mentor")
+    assert admin.is_staff and not mentor.is_staff
+    assert admin.check_password("classbridge-admin")
+    assert cohorts_visible_to(mentor).count() == 2
+    assert Schedule.objects.filter(name__startswith="classbridge:openclass-pull").count() == 3
+
+    progressions = sum(c.progressions.count() for c in Cohort.objects.all())
+    call_command("demo_seed")
+    assert Cohort.objects.count() == len(DEMO_CLASSES)
+    assert sum(c.progressions.count() for c in Cohort.objects.all()) == progressions
+    rerun = Run.objects.order_by("-id").first()
+    assert rerun.counts.get("created", 0) == 0 and rerun.counts.get("updated", 0) == 0
