@@ -8,7 +8,7 @@ setup:
 	@scripts/setup.sh
 
 demo: setup ## site + task worker + vendor simulators, with demo data and users
-	@$(PY) manage.py demo --port $(PORT)
+	@DEBUG=$${DEBUG:-true} $(PY) manage.py demo --port $(PORT)
 
 test: ## lint, migrations, deploy check, the suite on SQLite, then on PostgreSQL + Redis
 	@scripts/test.sh
@@ -23,7 +23,7 @@ fmt: setup
 	@.venv/bin/ruff check --fix . && .venv/bin/ruff format .
 
 run: setup
-	@$(PY) manage.py migrate --noinput && $(PY) manage.py runserver $(PORT)
+	@DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput && DEBUG=$${DEBUG:-true} $(PY) manage.py runserver $(PORT)
 
 worker: setup
 	@$(PY) manage.py qcluster

@@ -220,6 +220,9 @@ APEX_BASE_URL = env.str("APEX_BASE_URL", default="https://api.apexvs.com")
 APEX_CLIENT_ID = env.str("APEX_CLIENT_ID", default="")
 APEX_CLIENT_SECRET = env.str("APEX_CLIENT_SECRET", default="")
 APEX_ORG_ID = env.str("APEX_ORG_ID", default="")
+APEX_BATCH_SIZE = env.int("APEX_BATCH_SIZE", default=50)
+APEX_CONCURRENCY = env.int("APEX_CONCURRENCY", default=4)
+APEX_REQUESTS_PER_SECOND = env.float("APEX_REQUESTS_PER_SECOND", default=5.0)
 
 TITAN_BASE_URL = env.str("TITAN_BASE_URL", default="")
 TITAN_API_KEY = env.str("TITAN_API_KEY", default="")
@@ -251,7 +254,7 @@ LOGGING = {
     "loggers": {
         # urllib3 logs full URLs at DEBUG; keep it quiet so nothing secret slips out.
         "urllib3": {"level": "WARNING"},
-        "django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
+        "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
     },
 }
 # Tests turn real sleeping off: retries and Retry-After are still computed and counted.

@@ -50,12 +50,14 @@ class Command(BaseCommand):
             "EMAIL_URL": os.environ.get("EMAIL_URL", f"filemail://{mail_dir}"),
             "REPORT_RECIPIENTS": os.environ.get("REPORT_RECIPIENTS", "reports@classbridge.test"),
             "SITE_URL": site_url,
+            # The simulators are local: no need for the polite rate real vendors get.
+            "OPENCLASS_REQUESTS_PER_SECOND": os.environ.get("OPENCLASS_REQUESTS_PER_SECOND", "50"),
             "PYTHONUNBUFFERED": "1",
         }
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         children: list[subprocess.Popen] = []
         try:
-            self._step("Preparing the database", [*manage, "migrate", "--noinput"], env)
+            self._step("Preparing the database", [*manage, "migrate", "--noinput", "-v", "0"], env)
             self._step(
                 "Writing plotly.js into static files",
                 [*manage, "vendor_plotly"],
