@@ -6,4 +6,9 @@ app_name = "integrations"
 
 urlpatterns = [
     path("openclass/cohorts/<int:pk>/sync/", views.openclass_sync_now, name="openclass_sync"),
+    path("apex/", views.apex_upload, name="apex_upload"),
+    path("apex/rosters/<int:pk>/", views.apex_preview, name="apex_preview"),
+    path("apex/rosters/<int:pk>/confirm/", views.apex_confirm, name="apex_confirm"),
+    path("apex/runs/<int:pk>/resume/", views.apex_resume, name="apex_resume"),
+    path("apex/runs/<int:pk>/error_log.csv", views.apex_error_log, name="apex_error_log"),
 ]

@@ -1,0 +1,508 @@
+"""The APEX enrollment job: a stored roster CSV into APEX classrooms.
+
+Stages: validate (read the roster, record its row problems) → authenticate → enroll
+(progress in rows) → report. Classrooms are sent concurrently, each classroom's batches
+in order; worker threads only talk HTTP and hand their results to the main thread, which
+alone writes to the database (SQLite allows one writer) and records each batch in one
+transaction, so a batch is either fully recorded or not at all.
+
+Resuming: every recorded row is keyed by its spreadsheet row number (`RunItem.seq`) in
+the run's stored roster. A resumed run keeps the rows already recorded as enrolled or
+already enrolled, forgets the rest, and sends only those again; a batch that went through
+but was not recorded before a crash is answered "Enrollment already exists" and counted
+as already enrolled, so nothing is enrolled twice and every row ends with one outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from integrations.apex.client import (
+    ApexClient,
+    BatchResult,
+    ClassroomNotFound,
+    Outcome,
+    Student,
+)
+from integrations.config import require
+from integrations.http import ConfigError, MalformedResponse, TransientError, VendorError, redact
+from integrations.jobs import InvalidInput
+from integrations.models import RosterUpload
+from integrations.rosters import INVALID, Roster, RosterRefused, RosterRow, roster_read
+from integrations.rosters import roster_store as _roster_store
+from reports.constants import ErrorClass
+from reports.models import Run, RunKind, RunStatus
+from reports.services import RunTracker, run_create
+
+logger = logging.getLogger(__name__)
+
+ENROLLED = Outcome.ENROLLED.value
+ALREADY_ENROLLED = Outcome.ALREADY_ENROLLED.value
+FAILED = Outcome.FAILED.value
+SKIPPED = "skipped"
+INVALID_OUTCOME = "invalid"
+DONE_OUTCOMES = (ENROLLED, ALREADY_ENROLLED)
+COUNT_KEYS = ("rows", "classrooms", ENROLLED, ALREADY_ENROLLED, FAILED, SKIPPED, "invalid")
+
+# A whole-batch failure (retries of the HTTP layer used up, or a malformed answer) gets
+# this many attempts in all before it fails the run (transient) or its rows (malformed).
+BATCH_ATTEMPTS = 2
+# The main thread wakes this often while workers wait, to keep the run's heartbeat fresh.
+HEARTBEAT_SECONDS = 5.0
+ERROR_LOG_HEADER = ("ClassroomName", "StudentId", "Code", "Message", "Row")
+
+
+class ResumeRefused(Exception):
+    """The run cannot be resumed; the message says why."""
+
+
+# --- creating and resuming runs --------------------------------------------------------
+def apex_run_create(*, upload: RosterUpload, dry_run: bool, triggered_by: str, user=None) -> Run:
+    return run_create(
+        kind=RunKind.APEX_ENROLL,
+        triggered_by=triggered_by,
+        user=user,
+        dry_run=dry_run,
+        subject=f"APEX enrollment: {upload.original_name}",
+        params={
+            "roster_id": upload.pk,
+            "file_name": upload.original_name,
+            "sha256": upload.sha256,
+            "size": upload.size,
+        },
+    )
+
+
+def apex_run_from_path(path: str | os.PathLike, *, dry_run: bool, triggered_by: str) -> Run:
+    """A queued run for a local file (the command). A file that cannot even be stored
+    still gets a run, which the job closes as invalid with the reason."""
+    path = Path(path)
+    try:
+        with path.open("rb") as source:
+            upload = _roster_store(source, name=path.name, origin="cli")
+    except FileNotFoundError:
+        refusal = f"File not found: {path}"
+    except IsADirectoryError:
+        refusal = f"{path} is a folder, not a file."
+    except OSError as exc:
+        refusal = f"Cannot read {path}: {exc.strerror or exc}"
+    except RosterRefused as exc:
+        refusal = str(exc)
+    else:
+        return apex_run_create(upload=upload, dry_run=dry_run, triggered_by=triggered_by)
+    return run_create(
+        kind=RunKind.APEX_ENROLL,
+        triggered_by=triggered_by,
+        dry_run=dry_run,
+        subject=f"APEX enrollment: {path.name}",
+        params={"file_name": path.name, "refused": refusal},
+    )
+
+
+def apex_resume_problem(run: Run) -> str | None:
+    """Why this run cannot be resumed now, or None when it can."""
+    if run.kind != RunKind.APEX_ENROLL:
+        return f"Run {run.pk} is not an APEX enrollment."
+    if run.dry_run:
+        return f"Run {run.pk} is a dry run: it sent nothing, so there is nothing to resume."
+    if not run.params.get("roster_id"):
+        return f"Run {run.pk} has no stored roster to resume from."
+    if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        # The same threshold as the run reaper (integrations.tasks.runs_reap), which
+        # re-queues such runs by itself; a resume by hand just need not wait for it.
+        stale_after = timedelta(seconds=settings.RUN_STALE_SECONDS)
+        beat = run.heartbeat_at or run.started_at or run.created_at
+        if timezone.now() - beat < stale_after:
+            return (
+                f"Run {run.pk} is still {run.get_status_display().lower()}; it can be resumed "
+                f"once it has shown no progress for {settings.RUN_STALE_SECONDS} seconds "
+                "(a stopped worker)."
+            )
+        return None
+    if run.status in (RunStatus.FAILED, RunStatus.INVALID):
+        return None
+    return (
+        f"Run {run.pk} finished ({run.get_status_display().lower()}). To retry its failed "
+        "rows, run the file again: students already enrolled are reported as such."
+    )
+
+
+def apex_run_resume(*, run_id: int, triggered_by: str) -> Run:
+    """Queue a failed, invalid or dead run again; it skips the rows already done."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        problem = apex_resume_problem(run)
+        if problem:
+            raise ResumeRefused(problem)
+        now = timezone.now()
+        history = [*run.params.get("resumed", [])]
+        history.append({"by": triggered_by[:200], "at": now.isoformat(), "from": run.status})
+        run.params = {**run.params, "resumed": history}
+        run.status = RunStatus.QUEUED
+        run.finished_at = None
+        run.message = ""
+        run.error_class = ""
+        run.stage = ""
+        run.heartbeat_at = now
+        run.save(
+            update_fields=[
+                "params",
+                "status",
+                "finished_at",
+                "message",
+                "error_class",
+                "stage",
+                "heartbeat_at",
+            ]
+        )
+    return run
+
+
+# --- the job ---------------------------------------------------------------------------
+def apex_enroll_job(tracker: RunTracker) -> None:
+    run = tracker.run
+    params = run.params
+    if params.get("refused"):
+        raise RosterRefused(params["refused"])
+    upload = _stored_roster(params)
+    batch_size, concurrency = _limits()
+    require("APEX_BASE_URL", "APEX_CLIENT_ID", "APEX_CLIENT_SECRET", secret=("APEX_CLIENT_SECRET",))
+    done_before = _prepare_resume(tracker)
+
+    with tracker.stage("validate", unit="rows"):
+        roster = roster_read(upload.path, on_progress=lambda n: _progress_to(tracker, n))
+        _record_problems(tracker, roster)
+    pending = {
+        classroom: [row for row in rows if row.row not in done_before]
+        for classroom, rows in roster.classrooms.items()
+    }
+    pending = {classroom: rows for classroom, rows in pending.items() if rows}
+    to_send = sum(len(rows) for rows in pending.values())
+
+    if run.dry_run:
+        with tracker.stage("report", total=to_send, unit="rows"):
+            _record_dry_run(tracker, pending, batch_size)
+            run.message = _summary(run, roster, done_before, to_send=to_send, dry_run=True)
+        return
+
+    client = ApexClient.from_settings()
+    try:
+        if to_send:
+            with tracker.stage("authenticate"):
+                client.authenticate()
+        _send_all(tracker, client, pending, batch_size, concurrency, to_send)
+    finally:
+        client.close()
+    with tracker.stage("report"):
+        run.message = _summary(run, roster, done_before, to_send=to_send, dry_run=False)
+
+
+def _stored_roster(params: dict[str, Any]) -> RosterUpload:
+    upload = RosterUpload.objects.filter(pk=params.get("roster_id")).first()
+    if upload is None:
+        raise InvalidInput("The run's stored roster is gone; upload the file again.")
+    if not upload.path.is_file():
+        raise InvalidInput(
+            f"The stored copy of {upload.original_name} is missing from "
+            f"{upload.path.parent}; upload the file again."
+        )
+    # Resuming relies on row numbers, so the bytes must be those that were previewed.
+    digest = hashlib.sha256()
+    with upload.path.open("rb") as stored:
+        for chunk in iter(lambda: stored.read(1 << 16), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != upload.sha256:
+        raise InvalidInput(
+            f"The stored copy of {upload.original_name} has changed since it was uploaded; "
+            "upload the file again."
+        )
+    return upload
+
+
+def _limits() -> tuple[int, int]:
+    batch_size = settings.APEX_BATCH_SIZE
+    concurrency = settings.APEX_CONCURRENCY
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"APEX_BATCH_SIZE must be a whole number of 1 or more, got {batch_size}")
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            f"APEX_CONCURRENCY must be a whole number of 1 or more, got {concurrency}"
+        )
+    return batch_size, concurrency
+
+
+def _prepare_resume(tracker: RunTracker) -> set[int]:
+    """Keep the rows this run already got through; forget every other outcome (they are
+    recorded again) and rebuild the counts from what is kept. A new run keeps nothing."""
+    run = tracker.run
+    tracker.flush_items()
+    with transaction.atomic():
+        run.items.exclude(outcome__in=DONE_OUTCOMES).delete()
+    kept = dict(run.items.values_list("outcome").annotate(n=Count("id")).order_by())
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    counts.update(kept)
+    run.counts = counts
+    if not kept:
+        return set()
+    return set(run.items.values_list("seq", flat=True))
+
+
+def _progress_to(tracker: RunTracker, rows: int) -> None:
+    tracker.advance(rows - tracker.run.progress_done)
+
+
+def _record_problems(tracker: RunTracker, roster: Roster) -> None:
+    tracker.set_count("rows", roster.rows)
+    tracker.set_count("classrooms", len(roster.classrooms))
+    for problem in roster.problems:
+        invalid = problem.kind == INVALID
+        tracker.item(
+            outcome=INVALID_OUTCOME if invalid else SKIPPED,
+            key=problem.student,
+            label=f"Row {problem.row}",
+            group=problem.classroom,
+            seq=problem.row,
+            error_class=ErrorClass.INVALID_DATA if invalid else "",
+            message=problem.message,
+            data={"row": problem.row, "column": problem.column},
+        )
+    with transaction.atomic():
+        tracker.flush_items()
+    tracker.count("invalid", roster.invalid)
+    # An invalid row did not go through: it is a failure of this run (exit status 1).
+    tracker.count(FAILED, roster.invalid)
+    tracker.count(SKIPPED, roster.duplicates)
+
+
+def _record_dry_run(
+    tracker: RunTracker, pending: dict[str, list[RosterRow]], batch_size: int
+) -> None:
+    requests_ = 0
+    for classroom, rows in pending.items():
+        batches = -(-len(rows) // batch_size)
+        requests_ += batches
+        for index, row in enumerate(rows):
+            tracker.item(
+                outcome=SKIPPED,
+                key=row.student,
+                label=f"Row {row.row}",
+                group=classroom,
+                seq=row.row,
+                message=(
+                    f"Dry run, not sent: would go in request {index // batch_size + 1} of "
+                    f"{batches} to classroom {classroom} with ImportOrgId {row.org}."
+                ),
+                data={"row": row.row, "org": row.org, "dry_run": True},
+            )
+        tracker.flush_items()
+        tracker.advance(len(rows))
+    tracker.count(SKIPPED, sum(len(rows) for rows in pending.values()))
+    tracker.set_count("requests", requests_)
+
+
+# --- sending ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    classroom: str
+    rows: list[RosterRow]
+    result: BatchResult | None = None
+    error: VendorError | None = None
+    sent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Fatal:
+    error: BaseException
+
+
+_DONE = object()
+
+
+def _send_all(
+    tracker: RunTracker,
+    client: ApexClient,
+    pending: dict[str, list[RosterRow]],
+    batch_size: int,
+    concurrency: int,
+    total: int,
+) -> None:
+    with tracker.stage("enroll", total=total, unit="rows"):
+        if not total:
+            return
+        out: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="apex-enroll")
+        try:
+            for classroom, rows in pending.items():
+                pool.submit(_classroom_worker, client, classroom, rows, batch_size, out, stop)
+            remaining = len(pending)
+            fatal: BaseException | None = None
+            while remaining:
+                try:
+                    message = out.get(timeout=HEARTBEAT_SECONDS)
+                except queue.Empty:
+                    tracker.advance(0)
+                    continue
+                if message is _DONE:
+                    remaining -= 1
+                elif isinstance(message, _Fatal):
+                    if fatal is None:
+                        fatal = message.error
+                        stop.set()
+                else:
+                    _record_batch(tracker, message)
+            if fatal is not None:
+                raise fatal
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _classroom_worker(
+    client: ApexClient,
+    classroom: str,
+    rows: list[RosterRow],
+    batch_size: int,
+    out: queue.Queue,
+    stop: threading.Event,
+) -> None:
+    """Send one classroom's batches in order (runs in a worker thread: no database)."""
+    try:
+        missing: ClassroomNotFound | None = None
+        for start in range(0, len(rows), batch_size):
+            if stop.is_set():
+                return
+            batch = rows[start : start + batch_size]
+            if missing is not None:
+                out.put(_Batch(classroom, batch, error=missing, sent=False))
+                continue
+            try:
+                result = _send_batch(client, classroom, batch)
+            except ClassroomNotFound as exc:
+                missing = exc
+                out.put(_Batch(classroom, batch, error=exc))
+            except MalformedResponse as exc:
+                out.put(_Batch(classroom, batch, error=exc))
+            else:
+                out.put(_Batch(classroom, batch, result=result))
+    except Exception as exc:  # auth refused, vendor unreachable, a bug: stop the run
+        stop.set()  # at once, so no other classroom starts a request meanwhile
+        out.put(_Fatal(exc))
+    finally:
+        out.put(_DONE)
+
+
+def _send_batch(client: ApexClient, classroom: str, rows: list[RosterRow]) -> BatchResult:
+    students = [Student(row.student, row.org) for row in rows]
+    for attempt in range(BATCH_ATTEMPTS):
+        try:
+            return client.enroll(classroom, students)
+        except (TransientError, MalformedResponse) as exc:
+            if attempt + 1 >= BATCH_ATTEMPTS:
+                raise
+            logger.warning(
+                "APEX batch for %s failed as a whole (%s); trying it again",
+                classroom,
+                redact(exc.message),
+            )
+            policy = client.http.retry
+            policy.sleep(policy.delay(policy.max_retries, getattr(exc, "retry_after", None)))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _record_batch(tracker: RunTracker, batch: _Batch) -> None:
+    """Record one batch's rows, all in one transaction (never half of a batch)."""
+    counts: Counter[str] = Counter()
+    with transaction.atomic():
+        if batch.error is not None:
+            error = batch.error
+            note = "" if batch.sent else " (not sent: an earlier request showed it is unknown)"
+            for row in batch.rows:
+                counts[FAILED] += 1
+                tracker.item(
+                    outcome=FAILED,
+                    key=row.student,
+                    label=f"Row {row.row}",
+                    group=batch.classroom,
+                    seq=row.row,
+                    error_class=error.error_class,
+                    message=redact(error.message) + note,
+                    data={"row": row.row, "org": row.org, "code": error.status},
+                )
+        else:
+            assert batch.result is not None
+            for row, result in zip(batch.rows, batch.result.results, strict=True):
+                counts[result.outcome.value] += 1
+                tracker.item(
+                    outcome=result.outcome.value,
+                    key=row.student,
+                    label=f"Row {row.row}",
+                    group=batch.classroom,
+                    seq=row.row,
+                    error_class=result.error_class,
+                    message=redact(result.message),
+                    data={"row": row.row, "org": row.org, "code": result.code},
+                )
+        tracker.flush_items()
+    if batch.sent:
+        counts["requests"] += 1
+    for key, n in counts.items():
+        tracker.count(key, n)
+    tracker.advance(len(batch.rows))
+
+
+def _summary(
+    run: Run, roster: Roster, done_before: set[int], *, to_send: int, dry_run: bool
+) -> str:
+    c = run.counts
+    parts = [f"{c.get('rows', 0)} rows, {c.get('classrooms', 0)} classrooms"]
+    if dry_run:
+        parts.append(
+            f"dry run: {to_send} students would be sent in {c.get('requests', 0)} requests; "
+            "nothing was sent"
+        )
+    else:
+        parts.append(
+            f"{c.get(ENROLLED, 0)} enrolled, {c.get(ALREADY_ENROLLED, 0)} already enrolled, "
+            f"{c.get(FAILED, 0)} failed"
+        )
+    if roster.duplicates:
+        parts.append(f"{_rows(roster.duplicates, 'duplicate row')} skipped")
+    if roster.invalid:
+        parts.append(_rows(roster.invalid, "invalid row"))
+    if done_before:
+        parts.append(f"resumed: {_rows(len(done_before), 'row')} done earlier not sent again")
+    return "; ".join(parts) + "." + "".join(f" {note}" for note in roster.notes)
+
+
+def _rows(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# --- the error log ---------------------------------------------------------------------
+def apex_error_log_rows(run: Run) -> Iterator[tuple[Any, ...]]:
+    """The seed tool's error_log.csv: one line per row that did not go through."""
+    items = (
+        run.items.filter(outcome__in=[FAILED, INVALID_OUTCOME])
+        .order_by("seq", "id")
+        .values_list("group", "key", "data", "error_class", "message", "seq")
+    )
+    for group, key, data, error_class, message, seq in items.iterator(chunk_size=2000):
+        code = (data or {}).get("code")
+        yield (group, key, code if code is not None else error_class, message, seq)

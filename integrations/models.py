@@ -1,0 +1,36 @@
+"""Files the integrations keep between a request and the job that uses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+
+class RosterUpload(models.Model):
+    """A roster file as uploaded (or given to a command), stored under DATA_DIR/rosters by
+    its SHA-256 so the preview, the run and a resume all read the same bytes."""
+
+    original_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.PositiveBigIntegerField()
+    origin = models.CharField(max_length=20, default="web", help_text="web or cli.")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="roster_uploads",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.sha256[:12]})"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.DATA_DIR) / "rosters" / f"{self.sha256}.csv"
