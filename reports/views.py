@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 
 from reports import selectors
 from reports.access import staff_required
+from reports.actions import run_actions
 from reports.csvexport import csv_response
 from reports.mail import run_failures_filename
 from reports.models import Run, RunKind, RunStatus
@@ -99,7 +100,12 @@ def _progress_context(run: Run) -> dict[str, Any]:
 @never_cache
 def run_detail(request, pk: int):
     run = _get_run(pk)
-    context: dict[str, Any] = {"run": run, "nav": "runs", **_progress_context(run)}
+    context: dict[str, Any] = {
+        "run": run,
+        "nav": "runs",
+        "actions": run_actions(run),
+        **_progress_context(run),
+    }
     if run.is_finished:
         failures_only = request.GET.get("failed") == "1"
         items = selectors.run_items(run=run, failures_only=failures_only)

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from cohorts.models import Cohort, Source
+from integrations.apex.simulator import build as build_apex
 from integrations.openclass.simulator import build as build_openclass
 from integrations.simulator import serve
 
@@ -124,6 +125,29 @@ def openclass(settings):
         for name, value in simulator.demo_settings.items():
             setattr(settings, name, value)
         settings.OPENCLASS_PAGE_SIZE = 100
+        return simulator
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def apex(settings, tmp_path):
+    """Start an APEX simulator (build kwargs) and point the settings at it."""
+    servers = []
+    settings.DATA_DIR = tmp_path
+    settings.APEX_BATCH_SIZE = 50
+    settings.APEX_CONCURRENCY = 4
+
+    def start(**kwargs):
+        kwargs.setdefault("rate_limit", 0)
+        simulator = build_apex(**kwargs)
+        server = serve(simulator)
+        servers.append(server)
+        settings.APEX_BASE_URL = server.base_url
+        for name, value in simulator.demo_settings.items():
+            setattr(settings, name, value)
         return simulator
 
     yield start

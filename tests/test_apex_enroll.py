@@ -21,9 +21,9 @@ from integrations.apex.enroll import (
     apex_run_from_path,
     apex_run_resume,
 )
-from integrations.apex.simulator import DEMO_ORG, build
+from integrations.apex.simulator import DEMO_ORG
 from integrations.jobs import job_execute
-from integrations.simulator import Response, serve
+from integrations.simulator import Response
 from reports.constants import ErrorClass
 from reports.models import Run, RunItem, RunStatus
 from reports.services import run_requeue, runs_stale
@@ -31,29 +31,6 @@ from reports.services import run_requeue, runs_stale
 pytestmark = pytest.mark.django_db
 
 DEMO_ROSTER = Path(__file__).resolve().parent.parent / "integrations/apex/demo/roster.csv"
-
-
-@pytest.fixture
-def apex(settings, tmp_path):
-    """Start an APEX simulator (build kwargs) and point the settings at it."""
-    servers = []
-    settings.DATA_DIR = tmp_path
-    settings.APEX_BATCH_SIZE = 50
-    settings.APEX_CONCURRENCY = 4
-
-    def start(**kwargs):
-        kwargs.setdefault("rate_limit", 0)
-        simulator = build(**kwargs)
-        server = serve(simulator)
-        servers.append(server)
-        settings.APEX_BASE_URL = server.base_url
-        for name, value in simulator.demo_settings.items():
-            setattr(settings, name, value)
-        return simulator
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def write(tmp_path: Path, rows: list[tuple[str, str]], name: str = "roster.csv") -> Path:

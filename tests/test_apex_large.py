@@ -8,9 +8,7 @@ import tracemalloc
 import pytest
 
 from integrations.apex.enroll import apex_run_from_path
-from integrations.apex.simulator import build
 from integrations.jobs import job_execute
-from integrations.simulator import serve
 from reports.models import RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -21,21 +19,8 @@ MISSING_EVERY = 1000  # every 1000th row names a student APEX does not know
 PEAK_LIMIT = 150 * 1024 * 1024
 
 
-@pytest.fixture
-def apex(settings, tmp_path):
-    simulator = build(rate_limit=0)
-    server = serve(simulator)
-    settings.DATA_DIR = tmp_path
-    settings.APEX_BASE_URL = server.base_url
-    settings.APEX_BATCH_SIZE = 50
-    settings.APEX_CONCURRENCY = 4
-    for name, value in simulator.demo_settings.items():
-        setattr(settings, name, value)
-    yield simulator
-    server.stop()
-
-
 def test_fifty_thousand_rows_go_through_with_bounded_memory(apex, tmp_path):
+    simulator = apex()
     path = tmp_path / "large.csv"
     with path.open("w") as out:
         out.write("ClassroomName,StudentId\n")
@@ -64,6 +49,6 @@ def test_fifty_thousand_rows_go_through_with_bounded_memory(apex, tmp_path):
     assert run.counts["failed"] == missing
     assert run.counts["requests"] == CLASSROOMS * PER_CLASSROOM // 50
     assert run.items.count() == rows
-    assert apex.enrollment_count() == rows - missing + 3
+    assert simulator.enrollment_count() == rows - missing + 3
     assert peak < PEAK_LIMIT, f"peak {peak / 2**20:.1f} MiB"
     print(f"\n50,000 rows: {elapsed:.1f} s, peak {peak / 2**20:.1f} MiB, {run.stage_timings}")

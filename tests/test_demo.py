@@ -8,18 +8,24 @@ from django_q.models import Schedule
 from cohorts.models import Cohort
 from cohorts.selectors import cohorts_visible_to
 from integrations.openclass.simulator import DEMO_CLASSES
-from reports.models import Run, RunStatus
+from reports.models import Run, RunKind, RunStatus
 
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, settings):
+def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, apex, settings):
     openclass()
+    apex()
     settings.OPENCLASS_REQUESTS_PER_SECOND = 0
     call_command("demo_seed")
     assert Cohort.objects.count() == len(DEMO_CLASSES) >= 3
     assert all(c.progressions.exists() for c in Cohort.objects.all())
-    assert set(Run.objects.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    pulls = Run.objects.filter(kind=RunKind.OPENCLASS_SYNC)
+    assert set(pulls.values_list("status", flat=True)) == {RunStatus.SUCCEEDED}
+    enrollment = Run.objects.get(kind=RunKind.APEX_ENROLL)
+    # The demo roster exercises every outcome, failures included.
+    assert enrollment.status == RunStatus.PARTIAL
+    assert {"enrolled", "already_enrolled", "failed"} <= set(enrollment.counts)
     admin, mentor = User.objects.get(username="admin"), User.objects.get(username="mentor")
     assert admin.is_staff and not mentor.is_staff
     assert admin.check_password("classbridge-admin")
@@ -30,5 +36,6 @@ def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, settings):
     call_command("demo_seed")
     assert Cohort.objects.count() == len(DEMO_CLASSES)
     assert sum(c.progressions.count() for c in Cohort.objects.all()) == progressions
-    rerun = Run.objects.order_by("-id").first()
+    assert Run.objects.filter(kind=RunKind.APEX_ENROLL).count() == 1
+    rerun = pulls.order_by("-id").first()
     assert rerun.counts.get("created", 0) == 0 and rerun.counts.get("updated", 0) == 0

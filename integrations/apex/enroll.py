@@ -31,6 +31,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 
 from integrations.apex.client import (
@@ -46,6 +47,7 @@ from integrations.jobs import InvalidInput
 from integrations.models import RosterUpload
 from integrations.rosters import INVALID, Roster, RosterRefused, RosterRow, roster_read
 from integrations.rosters import roster_store as _roster_store
+from reports.actions import RunAction
 from reports.constants import ErrorClass
 from reports.models import Run, RunKind, RunStatus
 from reports.services import RunTracker, run_create
@@ -506,3 +508,26 @@ def apex_error_log_rows(run: Run) -> Iterator[tuple[Any, ...]]:
     for group, key, data, error_class, message, seq in items.iterator(chunk_size=2000):
         code = (data or {}).get("code")
         yield (group, key, code if code is not None else error_class, message, seq)
+
+
+def apex_run_actions(run: Run) -> list[RunAction]:
+    """What the run page offers for an APEX run: the seed's error log and a resume."""
+    actions = []
+    if run.is_finished and run.items.filter(error_class__gt="").exists():
+        actions.append(
+            RunAction(
+                "Download error_log.csv",
+                reverse("integrations:apex_error_log", args=[run.pk]),
+                download=True,
+            )
+        )
+    if apex_resume_problem(run) is None:
+        actions.append(
+            RunAction(
+                "Resume",
+                reverse("integrations:apex_resume", args=[run.pk]),
+                method="post",
+                primary=True,
+            )
+        )
+    return actions

@@ -17,12 +17,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from integrations.demo import DEMO_ROSTER, DEMO_USERS
 from integrations.sandbox import DEFAULT_PORT, sandbox_env, sandbox_start
-
-DEMO_USERS = {
-    "admin": ("admin", "classbridge-admin", "Ada Admin"),
-    "mentor": ("mentor", "classbridge-mentor", "Max Mentor"),
-}
 
 
 class Command(BaseCommand):
@@ -110,6 +106,7 @@ class Command(BaseCommand):
             f"  Admin     {DEMO_USERS['admin'][0]} / {DEMO_USERS['admin'][1]}   (everything)",
             f"  Mentor    {DEMO_USERS['mentor'][0]} / {DEMO_USERS['mentor'][1]}  (their cohorts)",
             f"  Emails    {mail_dir}/",
+            f"  APEX      upload {DEMO_ROSTER} at {site_url}/integrations/apex/",
         ]
         for name, server in servers.items():
             lines.append(f"  Simulator {name:<10} {server.base_url}")

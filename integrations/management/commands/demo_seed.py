@@ -11,11 +11,13 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 
 from cohorts.models import Cohort, Source
+from integrations.apex.enroll import apex_run_from_path
+from integrations.demo import DEMO_ROSTER, DEMO_USERS
 from integrations.jobs import job_execute
-from integrations.management.commands.demo import DEMO_USERS
 from integrations.openclass.pull import openclass_run_create
 from integrations.openclass.simulator import DEMO_CLASSES
 from integrations.schedules import schedules_sync
+from reports.models import Run, RunKind
 
 
 class Command(BaseCommand):
@@ -55,6 +57,12 @@ class Command(BaseCommand):
             run = job_execute(run.pk)
             counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
             self.stderr.write(f"  pulled {cohort.name}: {run.status} {counts}")
+        if settings.APEX_CLIENT_ID and not Run.objects.filter(kind=RunKind.APEX_ENROLL).exists():
+            # One enrollment of the demo roster, so the runs list shows every APEX outcome.
+            run = apex_run_from_path(DEMO_ROSTER, dry_run=False, triggered_by="system:demo")
+            run = job_execute(run.pk)
+            counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
+            self.stderr.write(f"  enrolled the demo roster into APEX: {run.status} {counts}")
 
     def _user(self, key: str, *, staff: bool) -> User:
         username, password, full_name = DEMO_USERS[key]
