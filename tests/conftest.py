@@ -113,18 +113,17 @@ def run_factory(db):
 
 
 @pytest.fixture
-def openclass(settings):
-    """Start a simulator (build kwargs) and point the settings at it."""
+def simulators(settings):
+    """Start vendor simulators over real HTTP and point the settings at them."""
     servers = []
 
-    def start(**kwargs):
-        simulator = build_openclass(**kwargs)
+    def start(builder, base_url_setting: str, **kwargs):
+        simulator = builder(**kwargs)
         server = serve(simulator)
         servers.append(server)
-        settings.OPENCLASS_BASE_URL = server.base_url
+        setattr(settings, base_url_setting, server.base_url)
         for name, value in simulator.demo_settings.items():
             setattr(settings, name, value)
-        settings.OPENCLASS_PAGE_SIZE = 100
         return simulator
 
     yield start
@@ -133,23 +132,21 @@ def openclass(settings):
 
 
 @pytest.fixture
-def apex(settings, tmp_path):
-    """Start an APEX simulator (build kwargs) and point the settings at it."""
-    servers = []
+def openclass(simulators, settings):
+    """Start an OpenClass simulator (build kwargs); returns it."""
+    settings.OPENCLASS_PAGE_SIZE = 100
+    return lambda **kwargs: simulators(build_openclass, "OPENCLASS_BASE_URL", **kwargs)
+
+
+@pytest.fixture
+def apex(simulators, settings, tmp_path):
+    """Start an APEX simulator (build kwargs); returns it."""
     settings.DATA_DIR = tmp_path
     settings.APEX_BATCH_SIZE = 50
     settings.APEX_CONCURRENCY = 4
 
     def start(**kwargs):
         kwargs.setdefault("rate_limit", 0)
-        simulator = build_apex(**kwargs)
-        server = serve(simulator)
-        servers.append(server)
-        settings.APEX_BASE_URL = server.base_url
-        for name, value in simulator.demo_settings.items():
-            setattr(settings, name, value)
-        return simulator
+        return simulators(build_apex, "APEX_BASE_URL", **kwargs)
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start

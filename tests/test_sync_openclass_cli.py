@@ -10,32 +10,12 @@ import pytest
 from django.core.management import call_command
 
 from cohorts.models import Cohort
-from integrations.openclass.simulator import WEB, build
-from integrations.simulator import serve
+from integrations.openclass.simulator import WEB
 from reports.models import Run, RunStatus
 
 pytestmark = pytest.mark.django_db
 
 SUMMARY_KEYS = {"run_id", "kind", "status", "dry_run", "counts", "report_url"}
-
-
-@pytest.fixture
-def openclass(settings):
-    servers = []
-
-    def start(**kwargs):
-        simulator = build(**kwargs)
-        server = serve(simulator)
-        servers.append(server)
-        settings.OPENCLASS_BASE_URL = server.base_url
-        for name, value in simulator.demo_settings.items():
-            setattr(settings, name, value)
-        settings.OPENCLASS_PAGE_SIZE = 200
-        return simulator
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def sync(*args: str) -> tuple[int, dict, str]:
