@@ -15,9 +15,14 @@ from integrations.apex.client import (
     ClassroomNotFound,
     Outcome,
     Student,
-    retry_policy,
 )
-from integrations.http import AuthError, MalformedResponse, TransientError, redact
+from integrations.http import (
+    AuthError,
+    MalformedResponse,
+    TransientError,
+    redact,
+    retry_policy_from_settings,
+)
 from reports.constants import ErrorClass
 
 BASE = "https://apex.test"
@@ -43,7 +48,11 @@ def clock() -> Clock:
 @pytest.fixture
 def client(clock) -> ApexClient:
     return ApexClient(
-        base_url=BASE, client_id=CLIENT_ID, client_secret=SECRET, retry=retry_policy(), clock=clock
+        base_url=BASE,
+        client_id=CLIENT_ID,
+        client_secret=SECRET,
+        retry=retry_policy_from_settings(),
+        clock=clock,
     )
 
 

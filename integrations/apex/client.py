@@ -31,6 +31,7 @@ from integrations.http import (
     RetryPolicy,
     redact,
     register_secret,
+    retry_policy_from_settings,
 )
 from reports.constants import ErrorClass
 
@@ -173,17 +174,6 @@ def parse_enroll_response(
     return BatchResult(classroom_id, status, tuple(results))
 
 
-def _no_sleep(_seconds: float) -> None:
-    return None
-
-
-def retry_policy() -> RetryPolicy:
-    return RetryPolicy(
-        max_retries=settings.HTTP_MAX_RETRIES,
-        sleep=time.sleep if settings.HTTP_RETRY_SLEEP else _no_sleep,
-    )
-
-
 class ApexClient:
     def __init__(
         self,
@@ -229,7 +219,7 @@ class ApexClient:
             client_id=values["APEX_CLIENT_ID"],
             client_secret=values["APEX_CLIENT_SECRET"],
             timeout=settings.HTTP_TIMEOUT_SECONDS,
-            retry=retry_policy(),
+            retry=retry_policy_from_settings(),
             rate_per_second=settings.APEX_REQUESTS_PER_SECOND,
             pool_size=settings.APEX_CONCURRENCY + 2,
         )

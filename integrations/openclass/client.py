@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,10 +30,10 @@ from integrations.http import (
     HttpClient,
     MalformedResponse,
     NotFoundError,
-    RetryPolicy,
     VendorError,
     redact,
     register_secret,
+    retry_policy_from_settings,
 )
 
 logger = logging.getLogger("integrations.openclass")
@@ -337,10 +336,6 @@ def parse_classes(payload: dict[str, Any]) -> list[OpenClassClass]:
     return classes
 
 
-def _no_sleep(seconds: float) -> None:
-    """Tests turn sleeping off; the delay is still computed and counted by HttpClient."""
-
-
 # --- Client ---------------------------------------------------------------------------
 class OpenClassClient(HttpClient):
     def __init__(
@@ -372,7 +367,6 @@ class OpenClassClient(HttpClient):
             "OPENCLASS_PASSWORD",
             secret=("OPENCLASS_PASSWORD",),
         )
-        sleep = time.sleep if getattr(settings, "HTTP_RETRY_SLEEP", True) else _no_sleep
         return cls(
             values["OPENCLASS_BASE_URL"],
             email=values["OPENCLASS_EMAIL"],
@@ -380,7 +374,7 @@ class OpenClassClient(HttpClient):
             app_id=str(getattr(settings, "OPENCLASS_APP_ID", "") or "").strip(),
             origin=str(getattr(settings, "OPENCLASS_ORIGIN", "") or "").strip(),
             timeout=settings.HTTP_TIMEOUT_SECONDS,
-            retry=RetryPolicy(max_retries=settings.HTTP_MAX_RETRIES, sleep=sleep),
+            retry=retry_policy_from_settings(),
             rate_per_second=settings.OPENCLASS_REQUESTS_PER_SECOND,
         )
 
