@@ -4,8 +4,12 @@ Vendor-neutral: a pull job in `integrations` writes here through `cohorts.servic
 Rows are keyed by (source, external_id) so re-running a pull is an upsert.
 """
 
+import hashlib
+import secrets
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Source(models.TextChoices):
@@ -37,6 +41,17 @@ class Cohort(models.Model):
     )
     low_grade = models.FloatField(
         default=0.6, help_text="Quiz average (0..1) below which a student is at risk."
+    )
+    # The pace line: the curriculum's units spread evenly from start to end
+    # (docs/cohort-health.md). Empty start: the cohort's first activity; empty end: one
+    # week per unit.
+    starts_on = models.DateField(
+        null=True, blank=True, help_text="First day of the course. Empty: the first activity."
+    )
+    ends_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Day the curriculum should be finished. Empty: one week per unit.",
     )
     # Written by the pull job when a pull finishes (not a foreign key: cohorts stay
     # independent of the reports app).
@@ -140,3 +155,65 @@ class Progression(models.Model):
 
     def __str__(self) -> str:
         return f"{self.student_id} x {self.assignment_id}"
+
+
+class MentorNote(models.Model):
+    """A follow-up a mentor recorded about a student, kept as a log (never edited)."""
+
+    cohort = models.ForeignKey(Cohort, on_delete=models.CASCADE, related_name="mentor_notes")
+    student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="mentor_notes")
+    # SET_NULL with a copy of the name: the log outlives an account being removed.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_name = models.CharField(max_length=300)
+    body = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["cohort", "student", "created_at"], name="note_cohort_student")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.author_name} on {self.student_id}, {self.created_at:%Y-%m-%d}"
+
+
+class ApiToken(models.Model):
+    """A key for the JSON API. Only its SHA-256 is stored: the key is shown once, at creation.
+
+    A plain hash is enough (no slow KDF): the key is 256 random bits, not a password.
+    """
+
+    PREFIX_LENGTH = 8
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(
+        max_length=100, help_text="What the token is for, e.g. 'weekly export'."
+    )
+    prefix = models.CharField(max_length=PREFIX_LENGTH, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def new_key(cls) -> str:
+        return secrets.token_urlsafe(32)
+
+    def set_key(self, key: str) -> None:
+        self.prefix = key[: self.PREFIX_LENGTH]
+        self.key_hash = self.hash_key(key)

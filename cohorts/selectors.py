@@ -1,12 +1,24 @@
 """Reads of cohorts, with the access rule: admins see every cohort, a mentor only the
-cohorts they mentor (anything else is a 404, never a 403 that confirms it exists)."""
+cohorts they mentor (anything else is a 404, never a 403 that confirms it exists).
+
+Every function here runs a fixed number of queries, whatever the cohort's size; the
+number is in its docstring and pinned by the page tests.
+"""
 
 from __future__ import annotations
 
-from django.db.models import Count, Max, Q, QuerySet
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from django.db import connection, connections
+from django.db.models import Avg, Count, F, Max, Q, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 
-from cohorts.models import Cohort, Student
+from cohorts import analytics
+from cohorts.models import Assignment, Cohort, Enrollment, MentorNote, Progression, Student
 
 
 def cohorts_visible_to(user) -> QuerySet[Cohort]:
@@ -21,50 +33,207 @@ def cohort_get_for_user(*, user, pk: int) -> Cohort:
     return get_object_or_404(cohorts_visible_to(user), pk=pk)
 
 
-def cohort_list_with_counts(*, user) -> QuerySet[Cohort]:
-    return cohorts_visible_to(user).annotate(
-        student_count=Count("enrollments", distinct=True),
-        assignment_count=Count("assignments", distinct=True),
-    )
+def cohort_student_get(*, cohort: Cohort, student_id: int) -> Student:
+    """A student enrolled in the cohort, else 404 (one query)."""
+    return get_object_or_404(Student.objects.filter(enrollments__cohort=cohort), pk=student_id)
 
 
-def cohort_student_rows(*, cohort: Cohort) -> list[dict]:
-    """Each enrolled student with completed count, completion share and last activity.
+def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(students, assignments, progressions) frames for `cohorts.analytics`. Three queries.
 
-    Two queries, whatever the cohort's size.
+    Progressions without any timestamp are left out (see `analytics.scoped`).
     """
-    assignment_total = cohort.assignments.count()
-    students = (
+    students = analytics.students_frame(
         Student.objects.filter(enrollments__cohort=cohort)
-        .annotate(
-            completed=Count(
-                "progressions",
-                filter=Q(progressions__cohort=cohort, progressions__completed_at__isnull=False),
-            ),
-            last_started=Max("progressions__started_at", filter=Q(progressions__cohort=cohort)),
-            last_completed=Max("progressions__completed_at", filter=Q(progressions__cohort=cohort)),
-            last_reviewed=Max("progressions__reviewed_at", filter=Q(progressions__cohort=cohort)),
-        )
-        .order_by("last_name", "first_name", "id")
+        .order_by("id")
+        .values_list("id", "external_id", "first_name", "last_name", "email")
     )
+    assignments = analytics.assignments_frame(
+        Assignment.objects.filter(cohort=cohort)
+        .order_by("unit_position", "position", "id")
+        .values_list("id", "external_id", "name", "kind", "unit", "unit_position", "position")
+    )
+    progressions = analytics.progressions_frame(
+        _raw_rows(
+            # A row with no start, completion or review says nothing any metric uses;
+            # some vendors return one per student and assignment, so skip them early.
+            Progression.objects.filter(cohort=cohort)
+            .filter(
+                Q(started_at__isnull=False)
+                | Q(completed_at__isnull=False)
+                | Q(reviewed_at__isnull=False)
+            )
+            .order_by()
+            .annotate(**{f"{name}_raw": _stamp(name) for name in analytics.STAMPS})
+            .values_list(
+                "student_id", "assignment_id", "grade", *(f"{n}_raw" for n in analytics.STAMPS)
+            )
+        )
+    )
+    return students, assignments, progressions
+
+
+def _stamp(name: str):
+    # SQLite's driver would parse each timestamp in Python (Django registers a converter
+    # for "datetime" columns); as text, pandas parses the whole column at once.
+    if connection.vendor == "sqlite":
+        return Cast(name, output_field=TextField())
+    return F(name)
+
+
+def _raw_rows(qs: QuerySet) -> list[tuple]:
+    """The rows of a values_list query without Django's per-value converters.
+
+    Converting 600,000 timestamps one by one takes most of a second on a 200,000-row
+    cohort; pandas parses each column at once instead (`analytics.progressions_frame`
+    reads both the ISO text from SQLite and the datetimes PostgreSQL returns).
+    """
+    sql, params = qs.query.sql_with_params()
+    with connections[qs.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
+    """Each cohort the user may see with its students, assignments, completion, students at
+    risk and freshness. Four queries, however many cohorts and students there are.
+
+    Health here comes from per-student aggregates the database computes, classified by the
+    same `analytics.student_health` as the cohort page, so the two pages agree (short of
+    a quiz recorded twice with two grades: here both count, there the better one).
+    """
+    cohorts = list(cohorts_visible_to(user).order_by("name", "id"))
+    visible = cohorts_visible_to(user).values("pk")
+    assignment_counts = dict(
+        Assignment.objects.filter(cohort__in=visible)
+        .order_by()
+        .values("cohort_id")
+        .annotate(n=Count("id"))
+        .values_list("cohort_id", "n")
+    )
+    enrolled: dict[int, list[int]] = defaultdict(list)
+    for cohort_id, student_id in (
+        Enrollment.objects.filter(cohort__in=visible)
+        .order_by()
+        .values_list("cohort_id", "student_id")
+    ):
+        enrolled[cohort_id].append(student_id)
+    done = Q(completed_at__isnull=False)
+    quiz = Q(assignment__kind__iexact=analytics.QUIZ_KIND, grade__isnull=False) & (
+        Q(started_at__isnull=False) | done | Q(reviewed_at__isnull=False)
+    )
+    aggregates: dict[int, list[tuple]] = defaultdict(list)
+    for row in (
+        Progression.objects.filter(cohort__in=visible)
+        .order_by()
+        .values("cohort_id", "student_id")
+        .annotate(
+            # Distinct assignments: two vendor records of one completion count once.
+            completed=Count("assignment_id", filter=done, distinct=True),
+            last_started=Max("started_at"),
+            last_completed=Max("completed_at"),
+            last_reviewed=Max("reviewed_at"),
+            quiz_average=Avg("grade", filter=quiz),
+            quizzes_graded=Count("assignment_id", filter=quiz, distinct=True),
+        )
+        .values_list(
+            "cohort_id",
+            "student_id",
+            "completed",
+            "last_started",
+            "last_completed",
+            "last_reviewed",
+            "quiz_average",
+            "quizzes_graded",
+        )
+    ):
+        cohort_id, student_id, completed, *stamps, quiz_average, quizzes = row
+        last = max((s for s in stamps if s is not None), default=None)
+        aggregates[cohort_id].append((student_id, completed, last, quiz_average, quizzes))
+
     rows = []
-    for s in students:
-        stamps = [t for t in (s.last_started, s.last_completed, s.last_reviewed) if t]
+    for cohort in cohorts:
+        students = enrolled.get(cohort.pk, [])
+        n_assignments = assignment_counts.get(cohort.pk, 0)
+        known = {r[0]: r for r in aggregates.get(cohort.pk, [])}
+        summary = analytics.summary_frame(
+            known.get(sid, (sid, 0, None, None, 0)) for sid in sorted(students)
+        )
+        health = analytics.student_health(
+            summary,
+            assignment_count=n_assignments,
+            thresholds=analytics.Thresholds.of(cohort),
+            now=now,
+        )
+        counts = analytics.health_counts(health)
+        completed = int(summary["completed"].sum())
+        possible = len(students) * n_assignments
         rows.append(
             {
-                "student": s,
-                "completed": s.completed,
-                "total": assignment_total,
-                "completion": (s.completed / assignment_total) if assignment_total else 0.0,
-                "last_activity": max(stamps) if stamps else None,
+                "cohort": cohort,
+                "students": len(students),
+                "assignments": n_assignments,
+                "completed": completed,
+                "completion": (completed / possible) if possible else 0.0,
+                "at_risk": counts[analytics.AT_RISK],
+                "watch": counts[analytics.WATCH],
+                "freshness": cohort_freshness(cohort=cohort, now=now),
             }
         )
     return rows
 
 
+def cohort_freshness(*, cohort: Cohort, now: datetime) -> dict[str, Any]:
+    return analytics.freshness(
+        last_synced_at=cohort.last_synced_at,
+        last_sync_status=cohort.last_sync_status,
+        sync_interval_hours=cohort.sync_interval_hours,
+        now=now,
+    )
+
+
+def mentor_notes_for(*, cohort: Cohort, student: Student) -> QuerySet[MentorNote]:
+    return MentorNote.objects.filter(cohort=cohort, student=student).order_by("-created_at", "-id")
+
+
+def progressions_filtered(
+    *,
+    cohort: Cohort,
+    student_id: int | None = None,
+    assignment_id: int | None = None,
+    completed: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Progression]:
+    """The cohort's progressions, narrowed (API). A date range keeps the progressions with
+    any activity (start, completion or review) inside it."""
+    qs = Progression.objects.filter(cohort=cohort)
+    if student_id is not None:
+        qs = qs.filter(student_id=student_id)
+    if assignment_id is not None:
+        qs = qs.filter(assignment_id=assignment_id)
+    if completed is not None:
+        qs = qs.filter(completed_at__isnull=not completed)
+    if since is not None or until is not None:
+        window = Q()
+        for field in ("started_at", "completed_at", "reviewed_at"):
+            inside = Q()
+            if since is not None:
+                inside &= Q(**{f"{field}__gte": since})
+            if until is not None:
+                inside &= Q(**{f"{field}__lt": until})
+            window |= inside
+        qs = qs.filter(window)
+    return qs.order_by("id")
+
+
 __all__ = [
+    "cohort_frames",
+    "cohort_freshness",
     "cohort_get_for_user",
-    "cohort_list_with_counts",
-    "cohort_student_rows",
+    "cohort_list_rows",
+    "cohort_student_get",
     "cohorts_visible_to",
+    "mentor_notes_for",
+    "progressions_filtered",
 ]

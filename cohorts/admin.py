@@ -1,0 +1,86 @@
+"""Admin for cohorts: thresholds and pace per cohort, mentors, notes and API tokens.
+
+integrations/admin.py wraps the Cohort admin registered here (to keep pull schedules in
+step); keep it a plain ModelAdmin subclass so that wrapping keeps working.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from cohorts.models import ApiToken, Assignment, Cohort, MentorNote, Student
+
+
+@admin.register(Cohort)
+class CohortAdmin(admin.ModelAdmin):
+    list_display = ("name", "source", "external_id", "sync_interval_hours", "last_synced_at")
+    list_filter = ("source",)
+    search_fields = ("name", "external_id")
+    filter_horizontal = ("mentors",)
+    readonly_fields = ("last_synced_at", "last_sync_status", "last_sync_run_id", "created_at")
+    fieldsets = (
+        (None, {"fields": ("name", "source", "external_id", "mentors", "sync_interval_hours")}),
+        (
+            "Health thresholds",
+            {
+                "fields": ("inactive_days", "behind_fraction", "low_grade"),
+                "description": "How students are classified on track, watch or at risk "
+                "(docs/cohort-health.md).",
+            },
+        ),
+        ("Pace", {"fields": ("starts_on", "ends_on")}),
+        (
+            "Last pull",
+            {"fields": ("last_synced_at", "last_sync_status", "last_sync_run_id", "created_at")},
+        ),
+    )
+
+
+@admin.register(Student)
+class StudentAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "email", "source", "external_id")
+    search_fields = ("first_name", "last_name", "email", "external_id")
+    list_filter = ("source",)
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ("name", "cohort", "kind", "unit", "unit_position", "position")
+    list_filter = ("kind",)
+    search_fields = ("name", "external_id", "cohort__name")
+    list_select_related = ("cohort",)
+
+
+@admin.register(MentorNote)
+class MentorNoteAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "author_name", "student", "cohort")
+    search_fields = ("body", "author_name", "student__last_name", "student__email")
+    list_select_related = ("student", "cohort")
+    readonly_fields = ("cohort", "student", "author", "author_name", "created_at")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """The key is shown once, in the message after adding a token: only its hash is kept."""
+
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("name", "user__username", "prefix")
+    fields = ("user", "name", "prefix", "created_at", "last_used_at")
+    readonly_fields = ("prefix", "created_at", "last_used_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        # A token's owner never changes: revoke it and make a new one instead.
+        return (*self.readonly_fields, "user") if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key = ApiToken.new_key()
+        obj.set_key(key)
+        super().save_model(request, obj, form, change)
+        messages.warning(
+            request,
+            f"API key for {obj.user}: {key} — copy it now, it is not shown again.",
+        )

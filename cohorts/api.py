@@ -1,0 +1,710 @@
+"""The read-only JSON API under /api/: the Cohort Tracker's endpoints, on our data.
+
+Plain Django views returning JsonResponse. A caller is the signed-in session user, or the
+owner of the key in an `Authorization: Token <key>` header (keys are stored hashed, see
+`ApiToken`). The access rule is the pages' (`cohorts.selectors`): an admin sees every
+cohort, a mentor their own; any other cohort is a 404, as if it did not exist. Errors are
+JSON too: {"error": {"code": ..., "message": ...}}. Documented in docs/api.md and served
+as OpenAPI 3.1 at /api/openapi.json.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.core.paginator import EmptyPage, Paginator
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from cohorts import analytics
+from cohorts.models import ApiToken, Assignment, Cohort, Student
+from cohorts.selectors import (
+    cohort_frames,
+    cohort_freshness,
+    cohort_get_for_user,
+    cohort_list_rows,
+    progressions_filtered,
+)
+
+PAGE_SIZE = 100
+PAGE_SIZE_MAX = 1000
+# Recording every use would write on every request; a minute is precise enough to audit.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Token realm="api"'
+    return response
+
+
+def api_token_user(key: str):
+    """The active user a raw API key belongs to, or None. Records when it was used."""
+    token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def api_token_create(*, user, name: str) -> tuple[ApiToken, str]:
+    """A new token for `user`; returns it with the raw key, which is never stored."""
+    key = ApiToken.new_key()
+    token = ApiToken(user=user, name=name)
+    token.set_key(key)
+    token.save()
+    return token, key
+
+
+def _caller(request: HttpRequest):
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "token" or not key.strip():
+            raise ApiError(401, "invalid_token", "Use the header 'Authorization: Token <key>'.")
+        user = api_token_user(key.strip())
+        if user is None:
+            raise ApiError(401, "invalid_token", "The API token is not valid.")
+        return user
+    if request.user.is_authenticated:
+        return request.user
+    raise ApiError(401, "not_authenticated", "Sign in, or send 'Authorization: Token <key>'.")
+
+
+def api_view(view):
+    """GET only, authenticated, errors as JSON, never cached by a shared cache."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = _error(405, "method_not_allowed", "The API is read-only: use GET.")
+            response["Allow"] = "GET, HEAD"
+            return response
+        try:
+            user = _caller(request)
+            response = view(request, user, *args, **kwargs)
+        except ApiError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        except Http404:
+            return _error(404, "not_found", "No such cohort, student or resource.")
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    return wrapper
+
+
+# --- parameters ------------------------------------------------------------------------
+
+
+def _int(request: HttpRequest, name: str, default: int | None = None) -> int | None:
+    raw = request.GET.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be a whole number.") from None
+
+
+def _bool(request: HttpRequest, name: str) -> bool | None:
+    raw = request.GET.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ApiError(400, "invalid_parameter", f"'{name}' must be true or false.")
+
+
+def _date(request: HttpRequest, name: str) -> date | None:
+    raw = request.GET.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be a date, YYYY-MM-DD.") from None
+
+
+def _range(request: HttpRequest) -> tuple[date | None, date | None]:
+    first, last = _date(request, "from"), _date(request, "to")
+    if first and last and first > last:
+        raise ApiError(400, "invalid_parameter", "'from' is after 'to'.")
+    return first, last
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _url(request: HttpRequest, name: str, *args) -> str:
+    return request.build_absolute_uri(reverse(f"cohorts:{name}", args=args))
+
+
+# --- shared bodies ---------------------------------------------------------------------
+
+
+def _cohort_body(request: HttpRequest, row: dict[str, Any]) -> dict[str, Any]:
+    cohort: Cohort = row["cohort"]
+    return {
+        "id": cohort.pk,
+        "name": cohort.name,
+        "source": cohort.source,
+        "external_id": cohort.external_id,
+        "students": row["students"],
+        "assignments": row["assignments"],
+        "completion": round(row["completion"], 4),
+        "at_risk": row["at_risk"],
+        "watch": row["watch"],
+        "freshness": row["freshness"],
+        "url": _url(request, "api_cohort", cohort.pk),
+        "page": _url(request, "detail", cohort.pk),
+    }
+
+
+def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
+    first, last = _range(request)
+    freq = {"day": "D", "week": "W", "": None}.get(request.GET.get("freq", "").strip().lower())
+    if request.GET.get("freq") and freq is None:
+        raise ApiError(400, "invalid_parameter", "'freq' must be day or week.")
+    students, assignments, progressions = cohort_frames(cohort=cohort)
+    unit = request.GET.get("unit")
+    if unit is not None and unit not in analytics.unit_names(assignments):
+        raise ApiError(400, "invalid_parameter", f"No unit named {unit!r} in this cohort.")
+    return analytics.CohortHealth(
+        students,
+        assignments,
+        progressions,
+        thresholds=analytics.Thresholds.of(cohort),
+        now=timezone.now(),
+        tz=timezone.get_current_timezone_name(),
+        starts_on=cohort.starts_on,
+        ends_on=cohort.ends_on,
+        unit=unit,
+        date_from=first,
+        date_to=last,
+        freq=freq,
+    )
+
+
+def _filters_echo(health: analytics.CohortHealth) -> dict[str, Any]:
+    return {"unit": health.unit, "from": health.date_from, "to": health.date_to}
+
+
+def _pace_body(health: analytics.CohortHealth) -> dict[str, Any]:
+    pace = health.pace
+    return {
+        "start": None if pace.start is None else pace.start.to_pydatetime(),
+        "end": None if pace.end is None else pace.end.to_pydatetime(),
+        "units": [{"unit": name, "assignments": n} for name, n in pace.units],
+    }
+
+
+# --- endpoints -------------------------------------------------------------------------
+
+
+@api_view
+def cohorts_list(request, user):
+    rows = cohort_list_rows(user=user, now=timezone.now())
+    return JsonResponse({"results": [_cohort_body(request, row) for row in rows]})
+
+
+@api_view
+def cohort_detail(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    links = {
+        name: _url(request, f"api_{name.replace('-', '_')}", cohort.pk)
+        for name in (
+            "students",
+            "assignments",
+            "progressions",
+            "progress-summary",
+        )
+    }
+    links.update(
+        {
+            f"metrics/{name}": _url(request, f"api_metrics_{name.replace('-', '_')}", cohort.pk)
+            for name in ("completion", "blockers", "student-health", "progress-over-time")
+        }
+    )
+    return JsonResponse(
+        {
+            "id": cohort.pk,
+            "name": cohort.name,
+            "source": cohort.source,
+            "external_id": cohort.external_id,
+            "thresholds": {
+                "inactive_days": cohort.inactive_days,
+                "behind_fraction": cohort.behind_fraction,
+                "low_grade": cohort.low_grade,
+            },
+            "starts_on": cohort.starts_on,
+            "ends_on": cohort.ends_on,
+            "freshness": cohort_freshness(cohort=cohort, now=timezone.now()),
+            "links": links,
+        }
+    )
+
+
+@api_view
+def students_list(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    students = (
+        Student.objects.filter(enrollments__cohort=cohort)
+        .order_by("last_name", "first_name", "id")
+        .values("id", "external_id", "first_name", "last_name", "email")
+    )
+    return JsonResponse({"results": list(students)})
+
+
+@api_view
+def assignments_list(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    rows = list(
+        Assignment.objects.filter(cohort=cohort)
+        .order_by("unit_position", "position", "id")
+        .values("id", "external_id", "name", "kind", "unit", "unit_position", "position")
+    )
+    for order, row in enumerate(rows, start=1):
+        row["order"] = order
+    return JsonResponse({"results": rows})
+
+
+@api_view
+def progressions_list(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    first, last = _range(request)
+    size = _int(request, "page_size", PAGE_SIZE)
+    if not 1 <= size <= PAGE_SIZE_MAX:
+        raise ApiError(400, "invalid_parameter", f"'page_size' must be 1 to {PAGE_SIZE_MAX}.")
+    number = _int(request, "page", 1)
+    qs = progressions_filtered(
+        cohort=cohort,
+        student_id=_int(request, "student"),
+        assignment_id=_int(request, "assignment"),
+        completed=_bool(request, "completed"),
+        since=_start_of(first) if first else None,
+        until=_start_of(last + timedelta(days=1)) if last else None,
+    ).values(
+        "id",
+        "external_id",
+        "student_id",
+        "assignment_id",
+        "grade",
+        "started_at",
+        "completed_at",
+        "reviewed_at",
+        "synced_at",
+    )
+    paginator = Paginator(qs, size)
+    try:
+        page = paginator.page(number)
+    except EmptyPage:
+        raise ApiError(404, "not_found", f"There is no page {number}.") from None
+
+    def link(n: int) -> str:
+        params = request.GET.copy()
+        params["page"] = str(n)
+        return request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+
+    return JsonResponse(
+        {
+            "count": paginator.count,
+            "page": page.number,
+            "pages": paginator.num_pages,
+            "next": link(page.next_page_number()) if page.has_next() else None,
+            "previous": link(page.previous_page_number()) if page.has_previous() else None,
+            "results": list(page.object_list),
+        }
+    )
+
+
+@api_view
+def progress_summary(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    health = _health(request, cohort)
+    headline = health.headline
+    stamps = health.all_progressions[list(analytics.STAMPS)].max().max()
+    return JsonResponse(
+        {
+            "cohort": {"id": cohort.pk, "name": cohort.name},
+            "filters": _filters_echo(health),
+            "students": headline["students"],
+            "assignments": headline["assignments"],
+            "progressions": len(health.progressions),
+            "completed": headline["completed"],
+            "possible": headline["possible"],
+            "completion": round(headline["completion"], 4),
+            "students_finished": health.overall["students_finished"],
+            "health": health.health_counts,
+            "average_completed": round(headline["average_completed"], 2),
+            "expected_completed": analytics.plain(headline["expected_completed"]),
+            "pace_gap": analytics.plain(headline["pace_gap"]),
+            "top_blocker": headline["top_blocker"],
+            "last_activity": analytics.plain(stamps),
+            "freshness": cohort_freshness(cohort=cohort, now=timezone.now()),
+        }
+    )
+
+
+@api_view
+def metrics_completion(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    health = _health(request, cohort)
+    return JsonResponse(
+        {
+            "filters": _filters_echo(health),
+            "overall": health.overall,
+            "units": analytics.records(health.completion_units),
+            "assignments": analytics.records(health.completion),
+        }
+    )
+
+
+@api_view
+def metrics_blockers(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    limit = _int(request, "limit")
+    health = _health(request, cohort)
+    frame = health.blockers
+    if limit is not None:
+        frame = frame.head(max(limit, 0))
+    rows = analytics.records(frame.drop(columns=["stuck_at_risk_names"]))
+    names = dict(zip(health.health["student_id"], health.health["name"], strict=True))
+    for row in rows:
+        row["stuck_at_risk"] = [{"id": i, "name": names.get(i, "")} for i in row["stuck_at_risk"]]
+    return JsonResponse(
+        {
+            "filters": _filters_echo(health),
+            "weights": analytics.BLOCKER_WEIGHTS,
+            "results": rows,
+        }
+    )
+
+
+@api_view
+def metrics_student_health(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    status = request.GET.get("status", "").strip()
+    if status and status not in analytics.STATUS_LABELS:
+        raise ApiError(400, "invalid_parameter", "'status' must be on_track, watch or at_risk.")
+    health = _health(request, cohort)
+    frame = health.health.sort_values(
+        ["severity", "behind", "name", "student_id"],
+        ascending=[False, False, True, True],
+        kind="stable",
+    )
+    if status:
+        frame = frame.loc[frame["status"] == status]
+    columns = [
+        "student_id",
+        "name",
+        "email",
+        "external_id",
+        "status",
+        "reasons",
+        "completed",
+        "median_completed",
+        "behind",
+        "vs_pace",
+        "last_activity",
+        "days_inactive",
+        "quiz_average",
+        "quizzes_graded",
+        "this_week",
+        "last_week",
+        "trend",
+    ]
+    return JsonResponse(
+        {
+            "filters": {"to": health.date_to},
+            "thresholds": {
+                "inactive_days": health.thresholds.inactive_days,
+                "behind_fraction": health.thresholds.behind_fraction,
+                "low_grade": health.thresholds.low_grade,
+            },
+            "counts": health.health_counts,
+            "results": analytics.records(frame[columns]),
+        }
+    )
+
+
+@api_view
+def metrics_progress_over_time(request, user, pk: int):
+    cohort = cohort_get_for_user(user=user, pk=pk)
+    student_id = _int(request, "student")
+    health = _health(request, cohort)
+    body: dict[str, Any] = {
+        "filters": _filters_echo(health),
+        "freq": {"D": "day", "W": "week"}[health.freq],
+        "pace": _pace_body(health),
+        "cohort": analytics.records(health.progress),
+        "students": analytics.records(health.trend),
+    }
+    if student_id is not None:
+        if student_id not in set(health.students["student_id"]):
+            raise Http404
+        series = health.student_progress(student_id)
+        body["student"] = {
+            "id": student_id,
+            "series": [
+                {"period_end": r["period_end"], "cumulative": r.get("student")}
+                for r in analytics.records(series)
+            ],
+        }
+    return JsonResponse(body)
+
+
+def openapi(request):
+    """The OpenAPI 3.1 description. Public: it holds no data, and tools fetch it unsigned."""
+    return JsonResponse(openapi_document(request.build_absolute_uri("/")))
+
+
+# --- OpenAPI ---------------------------------------------------------------------------
+
+
+def _param(name: str, schema: dict, description: str, where: str = "query") -> dict:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": schema,
+    }
+
+
+_COHORT_ID = _param("id", {"type": "integer"}, "The cohort's id.", "path")
+_FILTERS = [
+    _param("unit", {"type": "string"}, "Only this unit's assignments (not for student health)."),
+    _param("from", {"type": "string", "format": "date"}, "Start of the charted range."),
+    _param(
+        "to",
+        {"type": "string", "format": "date"},
+        "The cohort as it stood at the end of this day.",
+    ),
+]
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+def _results(item: dict[str, Any]) -> dict[str, Any]:
+    return _object({"results": {"type": "array", "items": item}})
+
+
+def _op(summary: str, params: list, schema: dict[str, Any], description: str = "") -> dict:
+    return {
+        "get": {
+            "summary": summary,
+            "description": description,
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+                "400": {"$ref": "#/components/responses/BadRequest"},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "404": {"$ref": "#/components/responses/NotFound"},
+            },
+        }
+    }
+
+
+def openapi_document(server: str) -> dict[str, Any]:
+    freshness = _object(
+        {
+            "state": {"type": "string", "enum": ["fresh", "stale", "failing", "never"]},
+            "stale": {"type": "boolean"},
+            "label": {"type": "string"},
+            "last_synced_at": _NULLABLE_TIME,
+            "age_hours": _NULLABLE_NUMBER,
+            "sync_interval_hours": {"type": ["integer", "null"]},
+            "last_sync_status": {"type": "string"},
+        }
+    )
+    cohort = _object(
+        {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "source": {"type": "string", "enum": ["openclass", "canvas"]},
+            "external_id": {"type": "string"},
+            "students": {"type": "integer"},
+            "assignments": {"type": "integer"},
+            "completion": {"type": "number", "description": "0..1"},
+            "at_risk": {"type": "integer"},
+            "watch": {"type": "integer"},
+            "freshness": freshness,
+            "url": {"type": "string", "format": "uri"},
+            "page": {"type": "string", "format": "uri"},
+        }
+    )
+    student = _object(
+        {
+            "id": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "first_name": {"type": "string"},
+            "last_name": {"type": "string"},
+            "email": {"type": "string"},
+        }
+    )
+    assignment = _object(
+        {
+            "id": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "name": {"type": "string"},
+            "kind": {"type": "string"},
+            "unit": {"type": "string"},
+            "unit_position": {"type": "integer"},
+            "position": {"type": "integer"},
+            "order": {"type": "integer", "description": "1.. in curriculum order"},
+        }
+    )
+    progression = _object(
+        {
+            "id": {"type": "integer"},
+            "external_id": {"type": "string"},
+            "student_id": {"type": "integer"},
+            "assignment_id": {"type": "integer"},
+            "grade": _NULLABLE_NUMBER,
+            "started_at": _NULLABLE_TIME,
+            "completed_at": _NULLABLE_TIME,
+            "reviewed_at": _NULLABLE_TIME,
+            "synced_at": {"type": "string", "format": "date-time"},
+        }
+    )
+    error = _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})})
+    generic = {"type": "object", "additionalProperties": True}
+    paths = {
+        "/api/cohorts": _op("Cohorts you may see", [], _results(cohort)),
+        "/api/cohorts/{id}": _op("One cohort, its thresholds and links", [_COHORT_ID], generic),
+        "/api/cohorts/{id}/students": _op("Enrolled students", [_COHORT_ID], _results(student)),
+        "/api/cohorts/{id}/assignments": _op(
+            "The curriculum, in order", [_COHORT_ID], _results(assignment)
+        ),
+        "/api/cohorts/{id}/progressions": _op(
+            "Progressions, filtered and paginated",
+            [
+                _COHORT_ID,
+                _param("student", {"type": "integer"}, "A student's id."),
+                _param("assignment", {"type": "integer"}, "An assignment's id."),
+                _param("completed", {"type": "boolean"}, "true: completed; false: not."),
+                _param(
+                    "from",
+                    {"type": "string", "format": "date"},
+                    "Any activity (start, completion or review) on or after this day.",
+                ),
+                _param(
+                    "to",
+                    {"type": "string", "format": "date"},
+                    "Any activity on or before this day.",
+                ),
+                _param("page", {"type": "integer", "minimum": 1}, "1-based page."),
+                _param(
+                    "page_size",
+                    {"type": "integer", "minimum": 1, "maximum": PAGE_SIZE_MAX},
+                    f"Default {PAGE_SIZE}.",
+                ),
+            ],
+            _object(
+                {
+                    "count": {"type": "integer"},
+                    "page": {"type": "integer"},
+                    "pages": {"type": "integer"},
+                    "next": {"type": ["string", "null"], "format": "uri"},
+                    "previous": {"type": ["string", "null"], "format": "uri"},
+                    "results": {"type": "array", "items": progression},
+                }
+            ),
+        ),
+        "/api/cohorts/{id}/progress-summary": _op(
+            "Headline figures", [_COHORT_ID, *_FILTERS], generic
+        ),
+        "/api/cohorts/{id}/metrics/completion": _op(
+            "Completion per assignment, per unit and overall",
+            [_COHORT_ID, *_FILTERS],
+            _object(
+                {
+                    "overall": generic,
+                    "units": {"type": "array", "items": generic},
+                    "assignments": {"type": "array", "items": generic},
+                }
+            ),
+        ),
+        "/api/cohorts/{id}/metrics/blockers": _op(
+            "Assignments ranked by how much they hold students back",
+            [_COHORT_ID, *_FILTERS, _param("limit", {"type": "integer"}, "At most this many.")],
+            _results(generic),
+            "score = 40 stuck + 25 slow + 20 grade + 15 review, each part 0..1 "
+            "(docs/cohort-health.md).",
+        ),
+        "/api/cohorts/{id}/metrics/student-health": _op(
+            "Each student on track, watch or at risk, with reasons",
+            [
+                _COHORT_ID,
+                _FILTERS[2],
+                _param(
+                    "status",
+                    {"type": "string", "enum": ["on_track", "watch", "at_risk"]},
+                    "Only students with this status.",
+                ),
+            ],
+            _results(generic),
+        ),
+        "/api/cohorts/{id}/metrics/progress-over-time": _op(
+            "Cumulative completions against the pace, and each student's weekly trend",
+            [
+                _COHORT_ID,
+                *_FILTERS,
+                _param("freq", {"type": "string", "enum": ["day", "week"]}, "Default: auto."),
+                _param("student", {"type": "integer"}, "Add this student's own series."),
+            ],
+            generic,
+        ),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Classbridge API",
+            "version": "1",
+            "description": "Read-only cohort data and health metrics. See docs/api.md.",
+        },
+        "servers": [{"url": server.rstrip("/")}],
+        "security": [{"token": []}, {"session": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "'Token <key>'; create one with manage.py create_api_token.",
+                },
+                "session": {"type": "apiKey", "in": "cookie", "name": "sessionid"},
+            },
+            "responses": {
+                name: {
+                    "description": description,
+                    "content": {"application/json": {"schema": error}},
+                }
+                for name, description in (
+                    ("BadRequest", "A parameter is not valid."),
+                    ("Unauthorized", "No session and no token, or a wrong token."),
+                    ("NotFound", "No such cohort, or not one you may see."),
+                )
+            },
+        },
+    }

@@ -1,0 +1,116 @@
+"""Forms of the cohort pages: the page filters (GET), mentor notes and thresholds (POST)."""
+
+from __future__ import annotations
+
+from django import forms
+
+from cohorts.analytics import AT_RISK, ON_TRACK, WATCH
+from cohorts.models import Cohort, MentorNote
+
+STATUS_CHOICES = [
+    ("", "Any status"),
+    (AT_RISK, "At risk"),
+    (WATCH, "Watch"),
+    (ON_TRACK, "On track"),
+]
+SORT_COLUMNS = {
+    "name": "name",
+    "status": "severity",
+    "completed": "completed",
+    "behind": "behind",
+    "activity": "days_inactive",
+    "quiz": "quiz_average",
+    "trend": "this_week",
+}
+
+
+class HealthFilterForm(forms.Form):
+    """The health page's GET parameters. Anything invalid is dropped, never an error page:
+    a bookmarked URL with a unit that has since been renamed still opens."""
+
+    unit = forms.ChoiceField(required=False)
+    date_from = forms.DateField(required=False, label="From")
+    date_to = forms.DateField(required=False, label="To")
+    status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
+    q = forms.CharField(required=False, max_length=100, label="Search")
+    sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORT_COLUMNS])
+    dir = forms.ChoiceField(required=False, choices=[("asc", "asc"), ("desc", "desc")])
+    freq = forms.ChoiceField(required=False, choices=[("", "auto"), ("D", "day"), ("W", "week")])
+
+    def __init__(self, data, *, units: list[str]) -> None:
+        super().__init__(data)
+        self.fields["unit"].choices = [("", "All units")] + [(u, u or "No unit") for u in units]
+
+    def values(self) -> dict:
+        """The valid parameters, with blanks for the invalid ones."""
+        self.is_valid()
+        clean = {name: self.cleaned_data.get(name) for name in self.fields}
+        for name in self.errors:
+            clean[name] = None
+        if clean["date_from"] and clean["date_to"] and clean["date_from"] > clean["date_to"]:
+            clean["date_from"], clean["date_to"] = clean["date_to"], clean["date_from"]
+        return clean
+
+
+class MentorNoteForm(forms.ModelForm):
+    class Meta:
+        model = MentorNote
+        fields = ["body"]
+        labels = {"body": "Add a note"}
+        widgets = {
+            "body": forms.Textarea(
+                attrs={"rows": 3, "placeholder": "Called Sam: will finish unit 3 by Friday."}
+            )
+        }
+
+    def clean_body(self) -> str:
+        body = self.cleaned_data["body"].strip()
+        if not body:
+            raise forms.ValidationError("Write something first.")
+        return body
+
+
+class CohortThresholdsForm(forms.ModelForm):
+    """What an admin may tune per cohort: the health thresholds and the pace dates."""
+
+    class Meta:
+        model = Cohort
+        fields = ["inactive_days", "behind_fraction", "low_grade", "starts_on", "ends_on"]
+        labels = {
+            "inactive_days": "Days inactive before watch",
+            "behind_fraction": "Share of curriculum behind the median (0-1)",
+            "low_grade": "Low quiz average (0-1)",
+            "starts_on": "Course starts",
+            "ends_on": "Course ends",
+        }
+        widgets = {
+            "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "behind_fraction": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
+            "low_grade": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
+        }
+
+    def clean_inactive_days(self) -> int:
+        value = self.cleaned_data["inactive_days"]
+        if value < 1:
+            raise forms.ValidationError("At least one day.")
+        return value
+
+    def _share(self, name: str) -> float:
+        value = self.cleaned_data[name]
+        if not 0 < value <= 1:
+            raise forms.ValidationError("A share between 0 and 1, e.g. 0.2 for 20%.")
+        return value
+
+    def clean_behind_fraction(self) -> float:
+        return self._share("behind_fraction")
+
+    def clean_low_grade(self) -> float:
+        return self._share("low_grade")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        starts, ends = data.get("starts_on"), data.get("ends_on")
+        if starts and ends and ends < starts:
+            self.add_error("ends_on", "The course cannot end before it starts.")
+        return data

@@ -1,0 +1,434 @@
+"""The cohort pages: list, health page, student page, thresholds, notes and CSV downloads.
+
+The hand-built cohort of tests/health_cohort.py is stored in cohort A; `now` is frozen at
+its "now" so the pages show the figures tests/test_analytics.py works out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from cohorts.models import Cohort, MentorNote, Source, Student
+from tests import health_cohort as hc
+
+pytestmark = pytest.mark.django_db
+
+# Session and user lookups (2), the cohort through the access rule (1) and the three
+# frames of cohorts.selectors.cohort_frames (3), whatever the cohort's size.
+DETAIL_QUERIES = 6
+
+
+@pytest.fixture(autouse=True)
+def frozen_now():
+    with time_machine.travel(hc.NOW, tick=False):
+        yield
+
+
+@pytest.fixture
+def ids(cohort_a) -> dict[int, int]:
+    cohort_a.starts_on, cohort_a.ends_on = hc.STARTS_ON, hc.ENDS_ON
+    cohort_a.save()
+    return hc.build(cohort_a)
+
+
+def csv_rows(response) -> list[list[str]]:
+    body = b"".join(response.streaming_content).decode("utf-8")
+    assert body.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(body[1:])))
+
+
+def figure(page: str, chart_id: str) -> dict:
+    match = re.search(rf'<script id="{chart_id}" type="application/json">(.*?)</script>', page)
+    assert match, f"no {chart_id} on the page"
+    return json.loads(match.group(1))
+
+
+def student_names(client, url: str) -> list[str]:
+    """The names in the page's students table, in order."""
+    page = client.get(url).content.decode()
+    table = page.split('id="students-table"')[1].split("</table>")[0]
+    return re.findall(r'<td><a href="[^"]+">([^<]+)</a>', table)
+
+
+# --- cohort list -----------------------------------------------------------------------
+
+
+def test_list_shows_students_completion_risk_and_freshness(client, mentor_a, ids, cohort_a):
+    cohort_a.sync_interval_hours = 6
+    cohort_a.last_synced_at = hc.NOW.replace(hour=1)  # 11 hours ago: overdue
+    cohort_a.last_sync_status = "succeeded"
+    cohort_a.save()
+    client.force_login(mentor_a)
+    page = client.get(reverse("cohorts:list")).content.decode()
+    assert "Cohort A" in page
+    assert "40%" in page  # 12 of 30
+    assert "3 at risk" in page and "1 to watch" in page
+    assert "scheduled pull overdue" in page
+
+
+@pytest.mark.parametrize("cohorts", [1, 4])
+def test_list_runs_a_fixed_number_of_queries(
+    client, admin_user, django_assert_num_queries, cohorts
+):
+    for n in range(cohorts):
+        cohort = Cohort.objects.create(name=f"C{n}", source=Source.OPENCLASS, external_id=f"c{n}")
+        hc.build(cohort)
+    client.force_login(admin_user)
+    # Session, user, then cohorts, assignment counts, enrollments, per-student aggregates.
+    with django_assert_num_queries(6):
+        assert client.get(reverse("cohorts:list")).status_code == 200
+
+
+def test_list_csv(client, admin_user, ids):
+    client.force_login(admin_user)
+    rows = csv_rows(client.get(reverse("cohorts:list_csv")))
+    assert rows[0][:4] == ["Cohort", "Source", "External id", "Students"]
+    assert rows[1][:8] == ["Cohort A", "OpenClass.ai", "class-a", "5", "6", "0.4", "3", "1"]
+
+
+# --- health page -----------------------------------------------------------------------
+
+
+def test_health_page_headline_tables_and_charts(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    response = client.get(reverse("cohorts:detail", args=[cohort_a.pk]))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Biggest blocker" in page and "Recursion quiz" in page
+    assert "no activity for 9 days" in page and "quiz average 40%" in page
+    assert "-3.6" in page  # behind pace: 2.4 done per student, 6 expected
+    # Charts are data for static/js/charts.js: no inline script runs.
+    completion = figure(page, "chart-completion")
+    assert [trace["name"] for trace in completion["data"]] == ["U1", "U2"]
+    assert figure(page, "chart-blockers")["data"][0]["name"] == "Students stuck"
+    assert figure(page, "chart-progress")["data"][1]["name"] == "Pace"
+    assert "<script>" not in page
+    # A mentor starts no pulls.
+    assert "Sync now" not in page
+
+
+def test_health_page_runs_a_fixed_number_of_queries(
+    client, admin_user, ids, cohort_a, django_assert_num_queries
+):
+    client.force_login(admin_user)
+    url = reverse("cohorts:detail", args=[cohort_a.pk])
+    with django_assert_num_queries(DETAIL_QUERIES):
+        client.get(url)
+    # More data, same queries.
+    extra = Cohort.objects.create(name="X", source=Source.OPENCLASS, external_id="x")
+    hc.build(extra)
+    more = Student.objects.create(source=Source.OPENCLASS, external_id="more")
+    cohort_a.enrollments.create(student=more)
+    with django_assert_num_queries(DETAIL_QUERIES):
+        client.get(url + "?unit=U2&date_from=2026-03-05&date_to=2026-03-18&status=watch&q=e")
+
+
+def test_staff_keep_sync_now_and_last_run(client, admin_user, ids, cohort_a):
+    cohort_a.last_sync_run_id = 42
+    cohort_a.save()
+    client.force_login(admin_user)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert f'action="{reverse("integrations:openclass_sync", args=[cohort_a.pk])}"' in page
+    assert reverse("reports:detail", args=[42]) in page
+    assert "Thresholds and pace" in page
+
+
+def test_students_filter_search_and_sort_without_javascript(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    url = reverse("cohorts:detail", args=[cohort_a.pk])
+
+    def names(query: str) -> list[str]:
+        return student_names(client, url + query)
+
+    # Default: worst first, then furthest behind: Dan (3 behind), Bob (1), Eve (-1).
+    assert names("") == ["Dan Dunn", "Bob Baker", "Eve Evans", "Cat Cole", "Ann Archer"]
+    assert names("?status=at_risk") == ["Dan Dunn", "Bob Baker", "Eve Evans"]
+    assert names("?status=watch") == ["Cat Cole"]
+    assert names("?q=EVE") == ["Eve Evans"]
+    assert names("?q=bob%40example") == ["Bob Baker"]
+    assert names("?sort=completed&dir=desc") == [
+        "Eve Evans",
+        "Ann Archer",  # ties with Cat at 3: by name
+        "Cat Cole",
+        "Bob Baker",
+        "Dan Dunn",
+    ]
+    # Never active sorts last either way; the rest by days inactive.
+    assert names("?sort=activity&dir=asc") == [
+        "Bob Baker",
+        "Eve Evans",
+        "Ann Archer",
+        "Cat Cole",
+        "Dan Dunn",
+    ]
+    assert names("?sort=quiz") == ["Bob Baker", "Eve Evans", "Cat Cole", "Ann Archer", "Dan Dunn"]
+    # Nonsense parameters are ignored, not an error.
+    assert client.get(url + "?status=nope&sort=x&date_from=soon&unit=U9").status_code == 200
+
+
+def test_unit_and_date_filters(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    url = reverse("cohorts:detail", args=[cohort_a.pk])
+    page = client.get(url + "?unit=U1").content.decode()
+    assert [t["name"] for t in figure(page, "chart-completion")["data"]] == ["U1"]
+    assert "cover <strong>U1</strong> only" in page
+    page = client.get(url + "?date_to=2026-03-08").content.decode()
+    assert "as it stood at the end of <strong>8 Mar 2026</strong>" in page
+    blockers = figure(page, "chart-blockers")["data"][0]["y"]
+    assert not any("Recursion" in label for label in blockers)  # nobody had started it
+
+
+# --- thresholds ------------------------------------------------------------------------
+
+
+def test_admin_threshold_edit_changes_classifications(client, admin_user, ids, cohort_a):
+    client.force_login(admin_user)
+    url = reverse("cohorts:thresholds", args=[cohort_a.pk])
+    response = client.post(
+        url,
+        {
+            "inactive_days": 4,
+            "behind_fraction": 0.2,
+            "low_grade": 0.45,
+            "starts_on": "2026-03-02",
+            "ends_on": "2026-03-15",
+        },
+    )
+    assert response.status_code == 302
+    cohort_a.refresh_from_db()
+    assert (cohort_a.inactive_days, cohort_a.low_grade) == (4, 0.45)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert "Thresholds saved" in page
+    url = reverse("cohorts:detail", args=[cohort_a.pk])
+    # Cat: 9 days >= 2 x 4 -> at risk. Eve: 50% is within 10 points of 45% -> watch.
+    assert student_names(client, url + "?status=at_risk") == ["Dan Dunn", "Bob Baker", "Cat Cole"]
+    assert student_names(client, url + "?status=watch") == ["Eve Evans"]
+
+
+def test_invalid_thresholds_are_refused(client, admin_user, ids, cohort_a):
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("cohorts:thresholds", args=[cohort_a.pk]),
+        {
+            "inactive_days": 0,
+            "behind_fraction": 2,
+            "low_grade": 0.6,
+            "starts_on": "2026-03-10",
+            "ends_on": "2026-03-01",
+        },
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "At least one day." in page
+    assert "cannot end before it starts" in page
+    cohort_a.refresh_from_db()
+    assert (cohort_a.inactive_days, cohort_a.behind_fraction) == (7, 0.2)
+
+
+def test_mentors_cannot_change_thresholds(client, mentor_a, mentor_b, cohort_a):
+    data = {"inactive_days": 1, "behind_fraction": 0.5, "low_grade": 0.5}
+    client.force_login(mentor_a)
+    assert client.post(reverse("cohorts:thresholds", args=[cohort_a.pk]), data).status_code == 403
+    client.force_login(mentor_b)
+    assert client.post(reverse("cohorts:thresholds", args=[cohort_a.pk]), data).status_code == 404
+    cohort_a.refresh_from_db()
+    assert cohort_a.inactive_days == 7
+
+
+# --- student page ----------------------------------------------------------------------
+
+
+def test_student_page_timeline_standing_and_reasons(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    url = reverse("cohorts:student", args=[cohort_a.pk, ids[3]])
+    page = client.get(url).content.decode()
+    assert "Cat Cole" in page
+    assert "Why to watch" in page and "no activity for 9 days" in page
+    assert "waiting for review" in page  # her Project
+    assert "3 assignments not started" in page
+    assert figure(page, "chart-student")["data"][2]["name"] == "Cat Cole"
+
+
+def test_student_page_runs_a_fixed_number_of_queries(
+    client, mentor_a, ids, cohort_a, django_assert_num_queries
+):
+    client.force_login(mentor_a)
+    url = reverse("cohorts:student", args=[cohort_a.pk, ids[2]])
+    # Session, user, cohort, student, three frames, notes.
+    with django_assert_num_queries(8):
+        client.get(url)
+    for n in range(3):
+        MentorNote.objects.create(
+            cohort=cohort_a,
+            student_id=ids[2],
+            author=mentor_a,
+            author_name="Mia",
+            body=f"note {n}",
+        )
+    with django_assert_num_queries(8):
+        client.get(url)
+
+
+def test_mentor_adds_a_note_to_the_log(client, mentor_a, ids, cohort_a):
+    mentor_a.first_name, mentor_a.last_name = "Mia", "Mentor"
+    mentor_a.save()
+    client.force_login(mentor_a)
+    url = reverse("cohorts:student", args=[cohort_a.pk, ids[2]])
+    response = client.post(url, {"body": "  Called Bob: back on Monday.  "})
+    assert response.status_code == 302
+    note = MentorNote.objects.get()
+    assert (note.author, note.author_name, note.body) == (
+        mentor_a,
+        "Mia Mentor",
+        "Called Bob: back on Monday.",
+    )
+    assert note.created_at == hc.NOW
+    page = client.get(url).content.decode()
+    assert "Called Bob: back on Monday." in page and "Mia Mentor" in page
+    # Empty notes are refused.
+    assert client.post(url, {"body": "   "}).status_code == 400
+    assert MentorNote.objects.count() == 1
+
+
+def test_admin_adds_a_note_and_others_cannot(client, admin_user, mentor_b, ids, cohort_a):
+    url = reverse("cohorts:student", args=[cohort_a.pk, ids[1]])
+    client.force_login(admin_user)
+    assert client.post(url, {"body": "Checked in."}).status_code == 302
+    client.force_login(mentor_b)
+    assert client.post(url, {"body": "Not mine."}).status_code == 404
+    assert list(MentorNote.objects.values_list("body", flat=True)) == ["Checked in."]
+
+
+def test_a_student_of_another_cohort_is_404(client, mentor_a, cohort_a, cohort_b):
+    other = hc.build(cohort_b)
+    hc.build(cohort_a)
+    client.force_login(mentor_a)
+    url = reverse("cohorts:student", args=[cohort_a.pk, other[1]])
+    assert client.get(url).status_code == 404
+
+
+# --- CSV -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "header", "first"),
+    [
+        ("students", "Student", "Dan Dunn"),
+        ("blockers", "Rank", "1"),
+        ("completion", "Order", "1"),
+        ("units", "Unit", "U1"),
+        ("progress", "Period end", "2026-03-01"),
+    ],
+)
+def test_every_table_downloads_as_csv(
+    client, mentor_a, ids, cohort_a, table, header, first, django_assert_num_queries
+):
+    client.force_login(mentor_a)
+    url = reverse("cohorts:table_csv", args=[cohort_a.pk, table])
+    with django_assert_num_queries(DETAIL_QUERIES):
+        response = client.get(url)
+        rows = csv_rows(response)
+    assert response["Content-Type"].startswith("text/csv")
+    assert rows[0][0] == header and rows[1][0] == first
+
+
+def test_csv_follows_the_page_filters(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    rows = csv_rows(
+        client.get(reverse("cohorts:table_csv", args=[cohort_a.pk, "students"]) + "?status=watch")
+    )
+    assert [r[0] for r in rows[1:]] == ["Cat Cole"]
+    assert rows[1][3:5] == ["Watch", "no activity for 9 days; quiz average 65%"]
+    rows = csv_rows(
+        client.get(reverse("cohorts:table_csv", args=[cohort_a.pk, "completion"]) + "?unit=U1")
+    )
+    assert [r[1] for r in rows[1:]] == ["Intro", "Loops quiz"]
+
+
+def test_csv_cells_cannot_start_a_formula(client, mentor_a, ids, cohort_a):
+    Student.objects.filter(pk=ids[1]).update(
+        first_name='=HYPERLINK("http://evil.test","x")', last_name=""
+    )
+    cohort_a.assignments.filter(name="Intro").update(name="@SUM(A1:A9)")
+    client.force_login(mentor_a)
+    students = csv_rows(client.get(reverse("cohorts:table_csv", args=[cohort_a.pk, "students"])))
+    names = [r[0] for r in students[1:]]
+    assert '\'=HYPERLINK("http://evil.test","x")' in names
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in students for cell in r[:5])
+    completion = csv_rows(
+        client.get(reverse("cohorts:table_csv", args=[cohort_a.pk, "completion"]))
+    )
+    assert completion[1][1] == "'@SUM(A1:A9)"
+
+
+def test_student_csvs(client, mentor_a, ids, cohort_a):
+    MentorNote.objects.create(
+        cohort=cohort_a, student_id=ids[2], author=mentor_a, author_name="Mia", body="-1 day"
+    )
+    client.force_login(mentor_a)
+    timeline = csv_rows(
+        client.get(reverse("cohorts:student_csv", args=[cohort_a.pk, ids[2], "timeline"]))
+    )
+    assert [r[0] for r in timeline[1:]] == ["Recursion quiz", "Loops quiz", "Intro"]
+    assert timeline[1][3] == "in progress"
+    notes = csv_rows(
+        client.get(reverse("cohorts:student_csv", args=[cohort_a.pk, ids[2], "notes"]))
+    )
+    assert notes[1][1:] == ["Mia", "'-1 day"]
+    assert (
+        client.get(reverse("cohorts:student_csv", args=[cohort_a.pk, ids[2], "other"])).status_code
+        == 404
+    )
+
+
+# --- access ----------------------------------------------------------------------------
+
+
+def test_mentor_of_a_gets_404_on_every_page_and_csv_of_b(client, mentor_a, cohort_b):
+    ids = hc.build(cohort_b)
+    client.force_login(mentor_a)
+    urls = [
+        reverse("cohorts:detail", args=[cohort_b.pk]),
+        reverse("cohorts:student", args=[cohort_b.pk, ids[1]]),
+        reverse("cohorts:student_csv", args=[cohort_b.pk, ids[1], "timeline"]),
+        reverse("cohorts:student_csv", args=[cohort_b.pk, ids[1], "notes"]),
+        *(
+            reverse("cohorts:table_csv", args=[cohort_b.pk, t])
+            for t in ("students", "blockers", "completion", "units", "progress")
+        ),
+    ]
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    assert "Cohort B" not in b"".join(client.get(reverse("cohorts:list_csv"))).decode()
+
+
+def test_anonymous_is_sent_to_sign_in_everywhere(client, cohort_a):
+    ids = hc.build(cohort_a)
+    urls = [
+        reverse("cohorts:list_csv"),
+        reverse("cohorts:student", args=[cohort_a.pk, ids[1]]),
+        reverse("cohorts:table_csv", args=[cohort_a.pk, "students"]),
+        reverse("cohorts:student_csv", args=[cohort_a.pk, ids[1], "notes"]),
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login")), (
+            url
+        )
+    response = client.post(reverse("cohorts:thresholds", args=[cohort_a.pk]), {})
+    assert response.status_code == 302
+
+
+def test_an_empty_cohort_page_still_reads_well(client, mentor_a, cohort_a):
+    client.force_login(mentor_a)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert "No assignments yet" in page
+    assert "No students yet" in page
+    assert "No activity yet." in page
