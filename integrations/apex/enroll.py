@@ -81,7 +81,7 @@ def apex_run_create(*, upload: RosterUpload, dry_run: bool, triggered_by: str, u
         triggered_by=triggered_by,
         user=user,
         dry_run=dry_run,
-        subject=f"APEX enrollment: {upload.original_name}",
+        subject=upload.original_name,
         params={
             "roster_id": upload.pk,
             "file_name": upload.original_name,
@@ -112,7 +112,7 @@ def apex_run_from_path(path: str | os.PathLike, *, dry_run: bool, triggered_by: 
         kind=RunKind.APEX_ENROLL,
         triggered_by=triggered_by,
         dry_run=dry_run,
-        subject=f"APEX enrollment: {path.name}",
+        subject=path.name,
         params={"file_name": path.name, "refused": refusal},
     )
 
