@@ -133,7 +133,7 @@ def run_items(*, run: Run, failures_only: bool = False) -> QuerySet[RunItem]:
 
 
 def run_failure_table(*, run: Run) -> tuple[list[str], Iterator[list[Any]]]:
-    """Header and rows of the failures CSV: fixed columns, then every data key seen.
+    """Header and rows of the failures CSV: fixed columns, then every data key seen, sorted.
 
     Two passes over the failures: the first only collects the data keys (so the header is
     complete before the first row streams out), the second yields the rows.
@@ -146,6 +146,8 @@ def run_failure_table(*, run: Run) -> tuple[list[str], Iterator[list[Any]]]:
             if key not in seen:
                 seen.add(key)
                 data_keys.append(key)
+    # Sorted: PostgreSQL's jsonb does not keep key order, and the columns must not move.
+    data_keys.sort()
     # A data key named like a fixed column would be ambiguous in a spreadsheet.
     header = list(FAILURE_COLUMNS) + [
         f"data.{key}" if key in FAILURE_COLUMNS else key for key in data_keys

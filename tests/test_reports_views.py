@@ -333,13 +333,13 @@ def test_failures_csv_holds_only_failed_items_formula_safe(staff_client, partial
         "error_class",
         "message",
         "email",
-        "row",
         "note",
+        "row",
     ]
     assert [row[1] for row in rows[1:]] == ["a2", "'=cmd"]
-    assert rows[1][7:] == ["", "3", ""]
+    assert rows[1][7:] == ["", "", "3"]
     assert rows[2][2] == "'-2+3"
-    assert rows[2][9] == "'@risky"
+    assert rows[2][8] == "'@risky"
 
 
 def test_failures_csv_of_a_clean_run_is_just_the_header(staff_client, run_factory):
