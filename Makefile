@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PORT ?= 8000
 
-.PHONY: setup demo test test-fast lint fmt run worker sandbox schedules clean
+.PHONY: setup demo test test-fast bench lint fmt run worker sandbox schedules clean
 
 setup:
 	@scripts/setup.sh
@@ -15,6 +15,9 @@ test: ## lint, migrations, deploy check, the suite on SQLite, then on PostgreSQL
 
 test-fast: setup ## the suite on SQLite only
 	@CLASSBRIDGE_SKIP_SERVICES=1 scripts/test.sh
+
+bench: ## time the cohort pages on a 1,000,000-progression SQLite database
+	@scripts/bench.sh
 
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .

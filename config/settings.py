@@ -23,7 +23,10 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 _DEV_SECRET = "insecure-development-key-only-used-when-DEBUG-is-on"
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET if DEBUG else "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY is not set (required when DEBUG is off).")
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. It is required when DEBUG is off: set SECRET_KEY in the "
+        "environment or .env (see .env.example), or DEBUG=true for local development."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
