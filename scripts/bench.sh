@@ -13,7 +13,7 @@ if [ "${BENCH_FRESH:-}" = "1" ]; then rm -rf "$CLASSBRIDGE_DATA_DIR"; fi
 $PY manage.py migrate --noinput -v 0
 $PY manage.py vendor_plotly >/dev/null
 $PY manage.py collectstatic --noinput -v 0
-if ! $PY manage.py shell -c "from cohorts.models import Cohort; import sys; sys.exit(0 if Cohort.objects.filter(external_id='bench-500x400').exists() else 1)"; then
+if ! $PY manage.py shell -v 0 -c "from cohorts.models import Cohort; import sys; sys.exit(0 if Cohort.objects.filter(external_id='bench-500x400').exists() else 1)"; then
   echo "bench: generating 1,000,000 progressions (about a minute)" >&2
   time $PY manage.py generate_bench_cohort --total-progressions 1000000
 fi
