@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Group, User
 
 from cohorts.models import Cohort, Source
@@ -150,3 +151,22 @@ def apex(simulators, settings, tmp_path):
         return simulators(build_apex, "APEX_BASE_URL", **kwargs)
 
     return start
+
+
+@pytest.fixture
+def health_now():
+    """Time frozen at the hand-built health cohort's "now" (tests/health_cohort.py)."""
+    from tests import health_cohort as hc
+
+    with time_machine.travel(hc.NOW, tick=False):
+        yield hc.NOW
+
+
+@pytest.fixture
+def ids(cohort_a) -> dict[int, int]:
+    """Cohort A filled with the hand-built health cohort; returns its ids."""
+    from tests import health_cohort as hc
+
+    cohort_a.starts_on, cohort_a.ends_on = hc.STARTS_ON, hc.ENDS_ON
+    cohort_a.save()
+    return hc.build(cohort_a)

@@ -4,7 +4,6 @@ metrics and the OpenAPI description. Data: tests/health_cohort.py in cohort A.""
 from __future__ import annotations
 
 import pytest
-import time_machine
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -28,16 +27,8 @@ ENDPOINTS = [
 
 
 @pytest.fixture(autouse=True)
-def frozen_now():
-    with time_machine.travel(hc.NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def ids(cohort_a) -> dict[int, int]:
-    cohort_a.starts_on, cohort_a.ends_on = hc.STARTS_ON, hc.ENDS_ON
-    cohort_a.save()
-    return hc.build(cohort_a)
+def frozen_now(health_now):
+    yield
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import re
 
 import pytest
-import time_machine
 from django.urls import reverse
 
 from cohorts.models import Cohort, MentorNote, Source, Student
@@ -26,16 +25,8 @@ DETAIL_QUERIES = 6
 
 
 @pytest.fixture(autouse=True)
-def frozen_now():
-    with time_machine.travel(hc.NOW, tick=False):
-        yield
-
-
-@pytest.fixture
-def ids(cohort_a) -> dict[int, int]:
-    cohort_a.starts_on, cohort_a.ends_on = hc.STARTS_ON, hc.ENDS_ON
-    cohort_a.save()
-    return hc.build(cohort_a)
+def frozen_now(health_now):
+    yield
 
 
 def csv_rows(response) -> list[list[str]]:
