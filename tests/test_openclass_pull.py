@@ -288,3 +288,40 @@ def test_the_simulator_serves_the_contract_quirks(openclass, settings):
     assert isinstance(second.json()["result"]["objects"], list)  # the objects[0] form
     sim.expire_tokens()
     assert requests.get(url, headers={"bearer": token}, timeout=5).status_code == 401
+
+
+def test_a_second_pull_of_a_class_being_pulled_sends_nothing(openclass):
+    from django.utils import timezone
+
+    from reports.models import RunKind
+
+    sim = openclass()
+    class_id = SOFTWARE
+    Run.objects.create(
+        kind=RunKind.OPENCLASS_SYNC,
+        status=RunStatus.RUNNING,
+        triggered_by="t",
+        params={"class_id": class_id},
+        heartbeat_at=timezone.now(),
+    )
+    run = pull_run(class_id)
+    assert run.status == RunStatus.INVALID
+    assert "already running" in run.message
+    assert sim.request_log == []
+
+
+def test_an_orphaned_pull_does_not_block_a_new_one(openclass, settings):
+    from django.utils import timezone
+
+    from reports.models import RunKind
+
+    openclass()
+    stale = timezone.now() - timezone.timedelta(seconds=settings.RUN_STALE_SECONDS + 1)
+    Run.objects.create(
+        kind=RunKind.OPENCLASS_SYNC,
+        status=RunStatus.RUNNING,
+        triggered_by="t",
+        params={"class_id": SOFTWARE},
+        heartbeat_at=stale,
+    )
+    assert pull_run(SOFTWARE).status == RunStatus.SUCCEEDED

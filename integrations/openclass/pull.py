@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from cohorts.models import Cohort, Source
 from cohorts.services import (
@@ -35,7 +37,7 @@ from integrations.openclass.client import (
     OpenClassClient,
     ProgressionPage,
 )
-from reports.models import ErrorClass, Run, RunKind
+from reports.models import ErrorClass, Run, RunKind, RunStatus
 from reports.services import RunTracker, run_active_for, run_create
 
 # The contract leaves the maximum open: its docs say 100, the old tool used 200.
@@ -93,6 +95,13 @@ def openclass_pull_job(tracker: RunTracker) -> None:
         raise InvalidInput("class_id is empty: give the OpenClass class id (--class-id)")
     if len(class_id) > MAX_ID_LENGTH:
         raise InvalidInput(f"class_id is longer than {MAX_ID_LENGTH} characters")
+    busy = _other_live_pull(tracker.run, class_id)
+    if busy is not None:
+        # Two pulls of one class would race on the same upserts; the live one is enough.
+        raise InvalidInput(
+            f"A pull of class {class_id} is already running (run #{busy.pk}); "
+            "this one sent nothing. Try again when it has finished."
+        )
     cohort_name = str(params.get("cohort_name") or "").strip()
     page_size = int(settings.OPENCLASS_PAGE_SIZE)
     if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -120,6 +129,21 @@ def openclass_pull_job(tracker: RunTracker) -> None:
         if "fetch" in timings:
             timings["fetch"] = round(max(0.0, timings["fetch"] - store.seconds), 3)
             timings["store"] = round(timings.get("store", 0.0) + store.seconds, 3)
+
+
+def _other_live_pull(run: Run, class_id: str) -> Run | None:
+    """Another running pull of the class that still reports progress (not an orphan)."""
+    fresh = timezone.now() - timedelta(seconds=settings.RUN_STALE_SECONDS)
+    return (
+        Run.objects.filter(
+            kind=RunKind.OPENCLASS_SYNC,
+            status=RunStatus.RUNNING,
+            params__class_id=class_id,
+            heartbeat_at__gte=fresh,
+        )
+        .exclude(pk=run.pk)
+        .first()
+    )
 
 
 def _pages_pull(
