@@ -106,3 +106,29 @@ def test_reaper_gives_up_after_max_resumes(settings):
     orphan.refresh_from_db()
     assert orphan.status == RunStatus.FAILED
     assert "stopped reporting" in orphan.message
+
+
+def test_scheduled_pull_runs_once_and_skips_while_one_is_going(openclass, settings):
+    from integrations.openclass.simulator import SOFTWARE
+    from integrations.tasks import openclass_sync_scheduled
+    from reports.models import Run, RunKind, RunStatus
+
+    openclass()
+    settings.OPENCLASS_REQUESTS_PER_SECOND = 0
+    from cohorts.models import Cohort
+
+    cohort = Cohort.objects.create(name="SD", source="openclass", external_id=SOFTWARE)
+    assert openclass_sync_scheduled(cohort.pk) == RunStatus.SUCCEEDED
+    run = Run.objects.get(kind=RunKind.OPENCLASS_SYNC)
+    assert run.triggered_by == "schedule"
+    cohort.refresh_from_db()
+    assert cohort.last_sync_status == RunStatus.SUCCEEDED and cohort.last_synced_at
+
+    Run.objects.create(
+        kind=RunKind.OPENCLASS_SYNC,
+        status=RunStatus.QUEUED,
+        triggered_by="user:ada",
+        params={"class_id": SOFTWARE},
+    )
+    assert openclass_sync_scheduled(cohort.pk) is None
+    assert Run.objects.filter(kind=RunKind.OPENCLASS_SYNC).count() == 2
