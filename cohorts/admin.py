@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from cohorts.forms import CohortAdminForm
 from cohorts.models import ApiToken, Assignment, Cohort, MentorNote, Student
 
 
 @admin.register(Cohort)
 class CohortAdmin(admin.ModelAdmin):
+    form = CohortAdminForm  # the thresholds' rules of the health page's form
     list_display = ("name", "source", "external_id", "sync_interval_hours", "last_synced_at")
     list_filter = ("source",)
     search_fields = ("name", "external_id")

@@ -62,6 +62,8 @@ REVIEW_FULL_DAYS = 7.0  # a week waiting for review (median)
 
 UNIT_WEEKS_DEFAULT = 1  # without an end date, each unit of the curriculum takes a week
 STALE_GRACE = timedelta(minutes=30)  # a scheduled pull may queue this long before it is late
+# Run statuses of a pull that refreshed nothing: it failed, or its configuration refused it.
+FAILED_PULL_STATUSES = frozenset({"failed", "invalid"})
 
 
 # --- Input frames ----------------------------------------------------------------------
@@ -217,7 +219,8 @@ def progressions_as_of(progressions: pd.DataFrame, as_of: datetime) -> pd.DataFr
         frame[col] = frame[col].where(frame[col] <= cut)
     graded_later = frame["completed_at"].isna() & progressions["completed_at"].notna()
     frame["grade"] = frame["grade"].where(~graded_later)
-    untouched = frame["started_at"].isna() & frame["completed_at"].isna()
+    # Nothing seen yet; a record with only a review (before the cut) is still activity.
+    untouched = frame[list(STAMPS)].isna().all(axis=1)
     return frame[~untouched]
 
 
@@ -377,6 +380,16 @@ def _plural(n: float, word: str) -> str:
     return f"{text} {word}" if n == 1 else f"{text} {word}s"
 
 
+def _percent_under(value: float, limit: float) -> str:
+    """`value` (0..1) as a percentage that reads as under `limit`: whole points unless
+    rounding would reach the limit (0.598 under 0.6 reads "59.8", not "60")."""
+    for digits in (0, 1, 2):
+        text = f"{value * 100:.{digits}f}"
+        if float(text) < round(limit * 100, 6):
+            return text
+    return f"{math.floor(value * 10000) / 100:.2f}"
+
+
 def student_health(
     summary: pd.DataFrame,
     *,
@@ -426,11 +439,10 @@ def student_health(
             elif behind >= watch_gap:
                 found.append((1, words))
         if not math.isnan(quiz):
-            words = f"quiz average {quiz * 100:.0f}%"
             if quiz < thresholds.low_grade:
-                found.append((2, words))
-            elif quiz < thresholds.low_grade + GRADE_WATCH_MARGIN:
-                found.append((1, words))
+                found.append((2, f"quiz average {_percent_under(quiz, thresholds.low_grade)}%"))
+            elif quiz < (watch_grade := thresholds.low_grade + GRADE_WATCH_MARGIN):
+                found.append((1, f"quiz average {_percent_under(quiz, watch_grade)}%"))
         severity = max((level for level, _ in found), default=0)
         statuses.append((ON_TRACK, WATCH, AT_RISK)[severity])
         # Worst first; equal severities keep the fixed order activity, peers, quizzes.
@@ -482,6 +494,7 @@ def blockers(
     *,
     now: datetime,
     at_risk_ids: Iterable[int] = (),
+    reviewed_kinds: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Assignments ranked by how much they hold students back, with the score's parts.
 
@@ -491,6 +504,8 @@ def blockers(
     that gets reviewed has waited unreviewed, full at 7. score = 40·stuck + 25·slow +
     20·grade + 15·review (0..100). Rank 1 is the worst; equal scores share a rank.
     `stuck_at_risk` lists the at-risk students (ids, by name) stuck on each.
+    `reviewed_kinds` (lower case) are the kinds the cohort has ever had reviewed; by default
+    those seen in `progressions` (pass the whole cohort's when `assignments` is one unit).
     """
     now_ts = _ts(now)
     plan = curriculum(assignments)
@@ -511,7 +526,8 @@ def blockers(
     grade = graded.groupby("assignment_id")["grade"].median().rename("median_quiz_grade")
 
     # Only kinds the cohort has ever had reviewed wait for review (lessons never do).
-    reviewed_kinds = set(pair_kinds[pairs["reviewed_at"].notna()].unique())
+    if reviewed_kinds is None:
+        reviewed_kinds = set(pair_kinds[pairs["reviewed_at"].notna()].unique())
     waiting_mask = done & pairs["reviewed_at"].isna() & pair_kinds.isin(reviewed_kinds)
     waited = ((now_ts - pairs.loc[waiting_mask, "completed_at"]) / DAY).clip(lower=0)
     waiting = waited.groupby(pairs.loc[waiting_mask, "assignment_id"]).agg(["size", "median"])
@@ -607,7 +623,11 @@ class Pace:
 
 
 def _local_midnight(day: date, tz: str) -> pd.Timestamp:
-    return pd.Timestamp(day).tz_localize(tz).tz_convert("UTC")
+    """When `day` starts in `tz`, in UTC. Where the clocks skip midnight (DST in Chile,
+    Cuba, ...) the day starts at the first instant after the gap; where midnight comes
+    twice, at the first of them (as Django's make_aware does)."""
+    local = pd.Timestamp(day).tz_localize(tz, nonexistent="shift_forward", ambiguous=True)
+    return local.tz_convert("UTC")
 
 
 def pace_for(
@@ -811,7 +831,7 @@ def freshness(
     if sync_interval_hours:
         limit = timedelta(hours=sync_interval_hours) + STALE_GRACE
         overdue = age is None or age > limit
-    if last_sync_status == "failed":
+    if last_sync_status in FAILED_PULL_STATUSES:
         state, label = "failing", "last pull failed"
     elif overdue:
         state = "stale"
@@ -865,11 +885,12 @@ class CohortHealth:
         self.thresholds = thresholds
         self.date_from, self.date_to = date_from, date_to
         self.now = _ts(now)
-        if date_to is not None:
+        if date_to is not None and date_to < self.now.tz_convert(tz).date():
+            # (Today or later is now: and date.max + a day would overflow.)
             end_of_day = _local_midnight(date_to + timedelta(days=1), tz) - pd.Timedelta(
                 microseconds=1
             )
-            self.now = min(self.now, end_of_day)
+            self.now = end_of_day
         self.students = students
         self.all_assignments = assignments
         self.all_progressions = scoped(students, assignments, progressions)
@@ -937,12 +958,18 @@ class CohortHealth:
     # blockers
     @cached_property
     def blockers(self) -> pd.DataFrame:
+        everything = self.all_progressions
+        kinds = everything["assignment_id"].map(
+            self.all_assignments.set_index("assignment_id")["kind"].str.lower()
+        )
         return blockers(
             self.students,
             self.assignments,
             self.progressions,
             now=self.now,
             at_risk_ids=self.at_risk_ids,
+            # What waits for review is the whole cohort's call, not one unit's.
+            reviewed_kinds=set(kinds[everything["reviewed_at"].notna()].unique()),
         )
 
     # progress

@@ -108,14 +108,26 @@ def api_view(view):
 # --- parameters ------------------------------------------------------------------------
 
 
-def _int(request: HttpRequest, name: str, default: int | None = None) -> int | None:
+# Ids are 64-bit in every database we run on: a larger number cannot name anything, and
+# would reach the database driver as an OverflowError (a 500).
+INT_MAX = 2**63 - 1
+
+
+def _int(
+    request: HttpRequest, name: str, default: int | None = None, *, minimum: int | None = None
+) -> int | None:
     raw = request.GET.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"'{name}' must be a whole number.") from None
+    if not -INT_MAX <= value <= INT_MAX:
+        raise ApiError(400, "invalid_parameter", f"'{name}' is out of range.")
+    if minimum is not None and value < minimum:
+        raise ApiError(400, "invalid_parameter", f"'{name}' must be {minimum} or more.")
+    return value
 
 
 def _bool(request: HttpRequest, name: str) -> bool | None:
@@ -148,6 +160,11 @@ def _range(request: HttpRequest) -> tuple[date | None, date | None]:
 
 def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _end_of(day: date) -> datetime | None:
+    """The start of the next day (an exclusive bound); None after the last possible day."""
+    return None if day == date.max else _start_of(day + timedelta(days=1))
 
 
 def _url(request: HttpRequest, name: str, *args) -> str:
@@ -290,14 +307,14 @@ def progressions_list(request, user, pk: int):
     size = _int(request, "page_size", PAGE_SIZE)
     if not 1 <= size <= PAGE_SIZE_MAX:
         raise ApiError(400, "invalid_parameter", f"'page_size' must be 1 to {PAGE_SIZE_MAX}.")
-    number = _int(request, "page", 1)
+    number = _int(request, "page", 1, minimum=1)
     qs = progressions_filtered(
         cohort=cohort,
         student_id=_int(request, "student"),
         assignment_id=_int(request, "assignment"),
         completed=_bool(request, "completed"),
         since=_start_of(first) if first else None,
-        until=_start_of(last + timedelta(days=1)) if last else None,
+        until=_end_of(last) if last else None,
     ).values(
         "id",
         "external_id",
@@ -377,11 +394,11 @@ def metrics_completion(request, user, pk: int):
 @api_view
 def metrics_blockers(request, user, pk: int):
     cohort = cohort_get_for_user(user=user, pk=pk)
-    limit = _int(request, "limit")
+    limit = _int(request, "limit", minimum=0)
     health = _health(request, cohort)
     frame = health.blockers
     if limit is not None:
-        frame = frame.head(max(limit, 0))
+        frame = frame.head(limit)
     rows = analytics.records(frame.drop(columns=["stuck_at_risk_names"]))
     names = dict(zip(health.health["student_id"], health.health["name"], strict=True))
     for row in rows:
@@ -646,7 +663,11 @@ def openapi_document(server: str) -> dict[str, Any]:
         ),
         "/api/cohorts/{id}/metrics/blockers": _op(
             "Assignments ranked by how much they hold students back",
-            [_COHORT_ID, *_FILTERS, _param("limit", {"type": "integer"}, "At most this many.")],
+            [
+                _COHORT_ID,
+                *_FILTERS,
+                _param("limit", {"type": "integer", "minimum": 0}, "At most this many."),
+            ],
             _results(generic),
             "score = 40 stuck + 25 slow + 20 grade + 15 review, each part 0..1 "
             "(docs/cohort-health.md).",

@@ -70,25 +70,9 @@ class MentorNoteForm(forms.ModelForm):
         return body
 
 
-class CohortThresholdsForm(forms.ModelForm):
-    """What an admin may tune per cohort: the health thresholds and the pace dates."""
-
-    class Meta:
-        model = Cohort
-        fields = ["inactive_days", "behind_fraction", "low_grade", "starts_on", "ends_on"]
-        labels = {
-            "inactive_days": "Days inactive before watch",
-            "behind_fraction": "Share of curriculum behind the median (0-1)",
-            "low_grade": "Low quiz average (0-1)",
-            "starts_on": "Course starts",
-            "ends_on": "Course ends",
-        }
-        widgets = {
-            "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-            "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-            "behind_fraction": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
-            "low_grade": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
-        }
+class ThresholdRulesMixin:
+    """The thresholds' rules, shared by the health page's form and the Django admin's, so
+    neither stores what the other refuses."""
 
     def clean_inactive_days(self) -> int:
         value = self.cleaned_data["inactive_days"]
@@ -114,3 +98,44 @@ class CohortThresholdsForm(forms.ModelForm):
         if starts and ends and ends < starts:
             self.add_error("ends_on", "The course cannot end before it starts.")
         return data
+
+
+class CohortThresholdsForm(ThresholdRulesMixin, forms.ModelForm):
+    """What an admin may tune per cohort: the health thresholds and the pace dates."""
+
+    class Meta:
+        model = Cohort
+        fields = ["inactive_days", "behind_fraction", "low_grade", "starts_on", "ends_on"]
+        labels = {
+            "inactive_days": "Days inactive before watch",
+            "behind_fraction": "Share of curriculum behind the median (0-1)",
+            "low_grade": "Low quiz average (0-1)",
+            "starts_on": "Course starts",
+            "ends_on": "Course ends",
+        }
+        widgets = {
+            "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "behind_fraction": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
+            "low_grade": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
+        }
+
+
+class CohortAdminForm(ThresholdRulesMixin, forms.ModelForm):
+    """The Django admin's cohort form (its fieldsets pick the fields shown): the thresholds
+    under the same rules as the health page's."""
+
+    class Meta:
+        model = Cohort
+        fields = [
+            "name",
+            "source",
+            "external_id",
+            "mentors",
+            "sync_interval_hours",
+            "inactive_days",
+            "behind_fraction",
+            "low_grade",
+            "starts_on",
+            "ends_on",
+        ]

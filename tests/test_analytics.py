@@ -176,6 +176,29 @@ def test_half_a_median_reads_naturally():
     assert "0.5 assignments behind the cohort median" in rows["B"]["reasons"]
 
 
+@pytest.mark.parametrize(
+    ("grade", "status", "words"),
+    [
+        # Under 60% is at risk: the reason must not read "60%" (0.598 rounds to 60).
+        (0.598, AT_RISK, "quiz average 59.8%"),
+        (0.5999, AT_RISK, "quiz average 59.99%"),
+        (0.52, AT_RISK, "quiz average 52%"),
+        # Under 70% is watch: 0.695 would round to 70.
+        (0.695, WATCH, "quiz average 69.5%"),
+        (0.65, WATCH, "quiz average 65%"),
+    ],
+)
+def test_a_quiz_reason_never_reads_as_the_threshold_it_is_under(grade, status, words):
+    students = analytics.students_frame([(1, "a", "A", "", "")])
+    assignments = analytics.assignments_frame([(10, "q", "Q", "quiz", "", 0, 1)])
+    progressions = analytics.progressions_frame([(1, 10, grade, hc.at(19), hc.at(19), None)])
+    summary = analytics.student_summary(students, assignments, progressions)
+    (row,) = analytics.records(
+        analytics.student_health(summary, assignment_count=1, thresholds=DEFAULTS, now=hc.NOW)
+    )
+    assert (row["status"], row["reasons"]) == (status, [words])
+
+
 def test_standing_against_the_cohort(frames):
     table = health(frames)
     standing = analytics.student_standing(table, 3)  # Cat: 3 completed

@@ -280,3 +280,78 @@ def test_a_failed_pull_is_failing_even_when_recent():
         True,
         "last pull failed",
     )
+
+
+# --- review notes: edge cases --------------------------------------------------------
+
+
+def test_a_far_future_to_date_is_today():
+    # date.max + a day overflows: the page, CSV and API must not fail on ?to=9999-12-31.
+    frames = hc.frames()
+    h = cohort_health(frames, date_to=date.max)
+    assert h.now == pd.Timestamp(hc.NOW)
+    assert h.headline["completed"] == cohort_health(frames).headline["completed"]
+    assert h.window == (date(2026, 3, 1), date(2026, 3, 20))
+
+
+def test_days_start_at_local_midnight_even_when_dst_skips_it(frames):
+    # Chile moves its clocks from 00:00 to 01:00 on Sunday 2026-09-06: that day has no
+    # midnight. The day still starts (at 01:00 local, UTC-3: 04:00 UTC) and nothing fails.
+    tz = "America/Santiago"
+    assert analytics._local_midnight(date(2026, 9, 6), tz) == pd.Timestamp(
+        "2026-09-06 04:00", tz="UTC"
+    )
+    h = analytics.CohortHealth(
+        *frames,
+        thresholds=Thresholds(),
+        now=pd.Timestamp("2026-09-10 12:00", tz="UTC"),
+        tz=tz,
+        starts_on=date(2026, 9, 6),
+        date_from=date(2026, 9, 1),
+        freq="D",
+    )
+    assert h.pace.start == pd.Timestamp("2026-09-06 04:00", tz="UTC")
+    assert list(h.progress["period_end"])[:2] == [date(2026, 9, 1), date(2026, 9, 2)]
+    assert h.progress["cumulative"].iloc[-1] == 12
+
+
+def test_date_to_keeps_a_record_that_only_has_a_review():
+    # A progression counts once it has a start, a completion or a review: as of a later
+    # day, a review-only record is still activity.
+    students = analytics.students_frame([(1, "a", "Ann", "", "")])
+    assignments = analytics.assignments_frame([(1, "x", "X", "project", "", 0, 1)])
+    progressions = analytics.progressions_frame([(1, 1, None, None, None, hc.at(5))])
+    kw = {"thresholds": Thresholds(), "now": hc.NOW}
+    now = analytics.CohortHealth(students, assignments, progressions, **kw)
+    then = analytics.CohortHealth(
+        students, assignments, progressions, date_to=date(2026, 3, 10), **kw
+    )
+    assert now.health["reason"].iloc[0] == "no activity for 15 days"
+    assert then.health["last_activity"].iloc[0] == pd.Timestamp(hc.at(5))
+    assert (then.health["days_inactive"].iloc[0], then.health["status"].iloc[0]) == (5, ON_TRACK)
+
+
+def test_a_unit_filter_does_not_change_what_waits_for_review():
+    # Projects get reviewed in U2 only; Ann's U1 warm-up project waits all the same, with
+    # or without the unit filter (the filter narrows the rows, not the figures).
+    students, assignments, progressions = hc.frames()
+    assignments = analytics.assignments_frame(
+        [*hc.ASSIGNMENTS, (107, "a-warm", "Warm-up project", "project", "U1", 1, 3)]
+    )
+    progressions = analytics.progressions_frame(
+        [*hc.PROGRESSIONS, (1, 107, None, hc.at(10), hc.at(12), None)]
+    )
+    frames = (students, assignments, progressions)
+    everything = cohort_health(frames).blockers.set_index("name")
+    only_u1 = cohort_health(frames, unit="U1").blockers.set_index("name")
+    assert everything.loc["Warm-up project", "waiting_review"] == 1
+    assert only_u1.loc["Warm-up project", "waiting_review"] == 1
+    assert only_u1.loc["Warm-up project", "score"] == everything.loc["Warm-up project", "score"]
+
+
+def test_a_pull_refused_as_invalid_is_failing():
+    # A pull that stopped on its configuration (status "invalid", exit 2) failed too: the
+    # figures are not being refreshed, schedule or not.
+    assert fresh(hc.NOW - timedelta(minutes=5), "invalid", 6)["state"] == "failing"
+    assert fresh(hc.NOW - timedelta(minutes=5), "invalid")["stale"] is True
+    assert fresh(hc.NOW - timedelta(minutes=5), "partial", 6)["state"] == "fresh"

@@ -194,6 +194,36 @@ def test_bad_parameters_are_400_with_a_message(client, ids, cohort_a, key, param
     assert response.json()["error"]["message"] == message
 
 
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        # Past what the database stores: a clear 400, not a 500 (OverflowError).
+        ("api_progressions", {"student": "9" * 30}, "'student' is out of range."),
+        ("api_progressions", {"assignment": "9" * 30}, "'assignment' is out of range."),
+        ("api_metrics_progress_over_time", {"student": "9" * 30}, "'student' is out of range."),
+        # Pages are 1-based: page 0 is malformed, not a page past the last.
+        ("api_progressions", {"page": "0"}, "'page' must be 1 or more."),
+        ("api_progressions", {"page": "-2"}, "'page' must be 1 or more."),
+        ("api_metrics_blockers", {"limit": "-1"}, "'limit' must be 0 or more."),
+    ],
+)
+def test_out_of_range_parameters_are_400(client, ids, cohort_a, key, name, params, message):
+    response = get(client, url(name, cohort_a.pk), key, **params)
+    assert response.status_code == 400
+    assert response.json()["error"] == {"code": "invalid_parameter", "message": message}
+
+
+@pytest.mark.parametrize("name", ENDPOINTS[3:])
+def test_the_last_possible_date_is_a_date(client, ids, cohort_a, key, name):
+    # to=9999-12-31 is a valid date: the day after it overflowed into a 500.
+    response = get(
+        client, url(name, cohort_a.pk), key, **{"from": "2026-03-01", "to": "9999-12-31"}
+    )
+    assert response.status_code == 200, response.content
+    if name == "api_progressions":
+        assert response.json()["count"] == len(hc.PROGRESSIONS) - 1  # all but Dan's empty row
+
+
 # --- metrics ---------------------------------------------------------------------------
 
 

@@ -223,6 +223,41 @@ def test_invalid_thresholds_are_refused(client, admin_user, ids, cohort_a):
     assert (cohort_a.inactive_days, cohort_a.behind_fraction) == (7, 0.2)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("inactive_days", 0, "At least one day."),
+        ("behind_fraction", 1.5, "A share between 0 and 1"),
+        ("behind_fraction", -0.2, "A share between 0 and 1"),
+        ("low_grade", 60, "A share between 0 and 1"),
+    ],
+)
+def test_the_django_admin_refuses_the_same_thresholds(
+    client, admin_user, cohort_a, field, value, message
+):
+    # The admin is the other place thresholds are edited (docs/cohort-health.md): it must
+    # not store what the health page's form refuses (0 days puts everyone on watch).
+    client.force_login(admin_user)
+    data = {
+        "name": cohort_a.name,
+        "source": cohort_a.source,
+        "external_id": cohort_a.external_id,
+        "inactive_days": 7,
+        "behind_fraction": 0.2,
+        "low_grade": 0.6,
+        field: value,
+    }
+    response = client.post(f"/admin/cohorts/cohort/{cohort_a.pk}/change/", data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    cohort_a.refresh_from_db()
+    assert (cohort_a.inactive_days, cohort_a.behind_fraction, cohort_a.low_grade) == (7, 0.2, 0.6)
+    data[field] = {"inactive_days": 3, "behind_fraction": 0.3, "low_grade": 0.5}[field]
+    assert client.post(f"/admin/cohorts/cohort/{cohort_a.pk}/change/", data).status_code == 302
+    cohort_a.refresh_from_db()
+    assert getattr(cohort_a, field) == data[field]
+
+
 def test_mentors_cannot_change_thresholds(client, mentor_a, mentor_b, cohort_a):
     data = {"inactive_days": 1, "behind_fraction": 0.5, "low_grade": 0.5}
     client.force_login(mentor_a)
@@ -297,6 +332,23 @@ def test_admin_adds_a_note_and_others_cannot(client, admin_user, mentor_b, ids, 
     assert list(MentorNote.objects.values_list("body", flat=True)) == ["Checked in."]
 
 
+def test_notes_and_names_are_text_never_markup(client, mentor_a, ids, cohort_a):
+    evil = '</script><img src=x onerror="alert(1)">'
+    Student.objects.filter(pk=ids[2]).update(first_name=evil, last_name="")
+    client.force_login(mentor_a)
+    url = reverse("cohorts:student", args=[cohort_a.pk, ids[2]])
+    assert client.post(url, {"body": f"<b>hi</b>\n{evil}"}).status_code == 302
+    for page in (
+        client.get(url).content.decode(),
+        client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode(),
+    ):
+        assert evil not in page and "<b>hi</b>" not in page
+        assert "&lt;img src=x onerror=" in page
+    # In the chart's JSON too (json_script escapes <, > and &): the name is data.
+    page = client.get(url).content.decode()
+    assert figure(page, "chart-student")["data"][2]["name"] == evil
+
+
 def test_a_student_of_another_cohort_is_404(client, mentor_a, cohort_a, cohort_b):
     other = hc.build(cohort_b)
     hc.build(cohort_a)
@@ -328,6 +380,17 @@ def test_every_table_downloads_as_csv(
         rows = csv_rows(response)
     assert response["Content-Type"].startswith("text/csv")
     assert rows[0][0] == header and rows[1][0] == first
+
+
+def test_a_far_future_to_date_is_not_an_error(client, mentor_a, ids, cohort_a):
+    # "Invalid parameters are ignored, never an error": 9999-12-31 is even valid.
+    client.force_login(mentor_a)
+    query = "?date_to=9999-12-31"
+    assert client.get(reverse("cohorts:detail", args=[cohort_a.pk]) + query).status_code == 200
+    for table in ("students", "blockers", "completion", "units", "progress"):
+        response = client.get(reverse("cohorts:table_csv", args=[cohort_a.pk, table]) + query)
+        assert response.status_code == 200, table
+        assert len(csv_rows(response)) > 1, table
 
 
 def test_csv_follows_the_page_filters(client, mentor_a, ids, cohort_a):
