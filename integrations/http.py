@@ -192,7 +192,8 @@ class HttpClient:
                 last_error = TransientError(f"{self.vendor}: timed out after {self.timeout}s")
                 logger.warning("%s %s timed out (attempt %d): %s", method, path, attempt + 1, exc)
                 retry_after = None
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                # ChunkedEncodingError: the connection dropped while the body was read.
                 last_error = TransientError(f"{self.vendor}: could not connect ({_short(exc)})")
                 logger.warning("%s %s connection error (attempt %d)", method, path, attempt + 1)
                 retry_after = None

@@ -142,7 +142,11 @@ def _detect_encoding(f: IO[bytes]) -> tuple[str, str]:
     f.seek(0)
     head = f.read(8)
     f.seek(0)
+    # UTF-32's little-endian mark starts with UTF-16's: test it first.
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise RosterRefused(f"The file is UTF-32 text, which is not accepted. {_SAVE_AS}")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        _scan_utf16(f, "utf-16-le" if head.startswith(codecs.BOM_UTF16_LE) else "utf-16-be")
         return "utf-16", "The file is UTF-16 text (Excel 'Unicode Text'); it was read as such."
     for signature, what in _SIGNATURES:
         if head.startswith(signature):
@@ -172,6 +176,40 @@ def _detect_encoding(f: IO[bytes]) -> tuple[str, str]:
         "Excel's plain 'CSV' on Windows. Check accented names in the preview; saving as "
         "'CSV UTF-8' avoids this note."
     )
+
+
+def _scan_utf16(f: IO[bytes], codec: str) -> None:
+    """Refuse a UTF-16 file that does not decode, or holds a NUL character, naming the
+    line, before anything is parsed (a decoding error mid-parse would be a crash)."""
+    decoder = codecs.getincrementaldecoder("utf-16")("strict")
+    lines = 0
+    try:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            pending = decoder.getstate()[0] + chunk
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines + pending[: exc.start].decode(codec, "replace").count("\n") + 1
+                raise RosterRefused(
+                    f"The file is not valid UTF-16 text (first bad character on line {line}). "
+                    f"{_SAVE_AS}"
+                ) from None
+            if "\x00" in text:
+                line = lines + text.count("\n", 0, text.index("\x00")) + 1
+                raise RosterRefused(
+                    f"The file holds a NUL character on line {line}: it is not CSV text. "
+                    f"{_SAVE_AS}"
+                )
+            lines += text.count("\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise RosterRefused(
+                f"The file is not valid UTF-16 text (it ends in the middle of a character). "
+                f"{_SAVE_AS}"
+            ) from None
+    finally:
+        f.seek(0)
 
 
 def _scan(f: IO[bytes]) -> tuple[str, bool]:
@@ -374,7 +412,8 @@ def _parse(
     )
     width = len(header)
     accepted: dict[tuple[str, str], RosterRow] = {}
-    conflicts: dict[tuple[str, str], list[int]] = {}
+    repeats: dict[tuple[str, str], list[int]] = {}  # rows repeating an accepted one
+    conflicts: dict[tuple[str, str], dict[int, str]] = {}  # every row of the key -> org
     problems = roster.problems
 
     def problem(row: int, classroom: str, student: str, column: str, kind: str, msg: str):
@@ -413,17 +452,12 @@ def _parse(
         if first is None:
             accepted[key] = RosterRow(row, classroom, student, org)
         elif key in conflicts or first.org != org:
-            conflicts.setdefault(key, [first.row]).append(row)
-            problem(
-                row,
-                classroom,
-                student,
-                roster.columns.get(ORG, ORG),
-                INVALID,
-                f"Student {student} is listed in classroom {classroom} with different OrgIds "
-                f"(rows {first.row} and {row}); fix the rows so they agree. Not sent.",
-            )
+            # Reported once every row of the student is known (below), naming them all.
+            rows_of_key = conflicts.setdefault(key, {first.row: first.org})
+            rows_of_key.update(dict.fromkeys(repeats.get(key, ()), first.org))
+            rows_of_key[row] = org
         else:
+            repeats.setdefault(key, []).append(row)
             problem(
                 row,
                 classroom,
@@ -438,28 +472,27 @@ def _parse(
     if on_progress:
         on_progress(roster.rows)
 
-    for key, rows in conflicts.items():
-        first = accepted.pop(key)
-        others = ", ".join(str(r) for r in rows[1:])
-        problem(
-            first.row,
-            first.classroom,
-            first.student,
-            roster.columns.get(ORG, ORG),
-            INVALID,
-            f"Student {first.student} appears in classroom {first.classroom} with different "
-            f"OrgIds in rows {first.row}, {others}; none of them is sent.",
-        )
-    # Rows whose duplicates were conflicts are not "sent once": relabel them.
     if conflicts:
-        roster.problems[:] = [
-            p
-            if p.kind != DUPLICATE or (p.classroom, p.student) not in conflicts
-            else RowProblem(
-                p.row, p.classroom, p.student, p.column, INVALID, "Conflicting rows; not sent."
-            )
-            for p in problems
+        # Repeats of a conflicting row are not "sent once": they are part of the conflict.
+        problems[:] = [
+            p for p in problems if p.kind != DUPLICATE or (p.classroom, p.student) not in conflicts
         ]
+    org_column = roster.columns.get(ORG, ORG)
+    for (classroom, student), rows_of_key in conflicts.items():
+        accepted.pop((classroom, student))
+        rows_text = ", ".join(str(r) for r in sorted(rows_of_key))
+        orgs_text = ", ".join(sorted(set(rows_of_key.values())))
+        for row in rows_of_key:
+            problem(
+                row,
+                classroom,
+                student,
+                org_column,
+                INVALID,
+                f"Row {row}: student {student} is listed in classroom {classroom} with "
+                f"different OrgIds ({orgs_text}) in rows {rows_text}; fix the rows so they "
+                "agree. None of them is sent.",
+            )
     roster.problems.sort(key=lambda p: p.row)
     for entry in accepted.values():
         roster.classrooms.setdefault(entry.classroom, []).append(entry)
@@ -487,6 +520,9 @@ def _row_error(
             return column, f"Row {row}: {column} is longer than {MAX_ID_LENGTH} characters."
         if "\n" in value or "\r" in value:
             return column, f"Row {row}: {column} contains a line break (a quote left open?)."
+        if value in (".", ".."):
+            # In the request path /classrooms/{id}/students it would address another URL.
+            return column, f"Row {row}: {column} {value!r} is not a usable import id."
     if org_index is not None and not org_cell and not default_org:
         column = names[ORG]
         return column, f"Row {row}: {column} is empty and APEX_ORG_ID is not set."

@@ -139,8 +139,8 @@ def _sample_request(roster, batch_size: int) -> dict[str, str] | None:
     return None
 
 
+@staff_required  # first: sign-in for anonymous users, 404 for non-staff, before the 405
 @require_POST
-@staff_required
 def apex_confirm(request, pk: int):
     upload = get_object_or_404(RosterUpload, pk=pk)
     form = EnrollConfirmForm(request.POST)
@@ -159,8 +159,8 @@ def apex_confirm(request, pk: int):
     return redirect("reports:detail", run.pk)
 
 
+@staff_required  # first: sign-in for anonymous users, 404 for non-staff, before the 405
 @require_POST
-@staff_required
 def apex_resume(request, pk: int):
     try:
         with transaction.atomic():

@@ -374,3 +374,15 @@ def test_secret_and_token_never_reach_logs(client, caplog):
     for secret in (SECRET, "tok-very-secret-123", "tok-very-secret-456"):
         assert secret not in text
         assert secret not in redact(f"token {secret}")
+
+
+@responses.activate
+@pytest.mark.parametrize("classroom", [".", ".."])
+def test_a_dot_segment_classroom_id_is_never_sent(client, classroom):
+    # requests/urllib3 resolve dot segments: /classrooms/../students would be POST /students.
+    token(responses)
+    with pytest.raises(ValueError, match="import id"):
+        client.enroll(classroom, students("S1"))
+    with pytest.raises(ValueError, match="import id"):
+        client.withdraw("ALG-101", classroom)
+    assert not [c for c in responses.calls if "/token" not in c.request.url]

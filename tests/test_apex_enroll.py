@@ -539,3 +539,69 @@ def test_a_stored_roster_changed_after_upload_is_refused(apex, tmp_path):
     run = job_execute(run.pk, send_report=False)
     assert run.status == RunStatus.INVALID and "has changed" in run.message
     assert sim.request_log == []
+
+
+def test_a_batch_whose_recording_fails_is_not_half_recorded(apex, tmp_path, monkeypatch, settings):
+    # A batch over the tracker's 500-item buffer is flushed in two writes; when the second
+    # fails (e.g. "database is locked") the transaction rolls back, and the run's final
+    # flush must not write the part still buffered: the batch is recorded whole or not.
+    from django.db import OperationalError
+
+    settings.APEX_BATCH_SIZE = 600
+    sim = apex()
+    real = RunItem.objects.bulk_create
+    calls = {"n": 0}
+
+    def locked_on_second_write(objs, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OperationalError("database is locked")
+        return real(objs, *args, **kwargs)
+
+    monkeypatch.setattr(RunItem.objects, "bulk_create", locked_on_second_write)
+    run = run_file(write(tmp_path, grid(1, 600)))
+    assert run.status == RunStatus.FAILED
+    assert run.items.count() == 0 and run.counts["enrolled"] == 0
+
+    monkeypatch.setattr(RunItem.objects, "bulk_create", real)
+    apex_run_resume(run_id=run.pk, triggered_by="test")
+    run = job_execute(run.pk, send_report=False)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert sorted(run.items.values_list("seq", flat=True)) == list(range(2, 602))
+    assert run.counts["already_enrolled"] == 600 and sim.enrollment_count() == 600 + 3
+
+
+def test_resume_never_gives_a_row_already_done_a_second_outcome(
+    apex, tmp_path, monkeypatch, settings
+):
+    # Row 2 (no OrgId: APEX_ORG_ID) is enrolled, then the run dies. APEX_ORG_ID is changed
+    # before the resume, so row 2 now conflicts with row 3; it must keep its one outcome.
+    settings.APEX_BATCH_SIZE = 1
+    settings.APEX_CONCURRENCY = 1
+    apex()
+    path = tmp_path / "roster.csv"
+    path.write_text(
+        "ClassroomName,StudentId,OrgId\nCLS-0001,S100001,\nCLS-0001,S100001,ORG-DEMO\n"
+        "CLS-0002,S100002,\n"
+    )
+    real = enroll._record_batch
+    calls = {"n": 0}
+
+    def die_after_one(tracker, batch):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise RuntimeError("worker killed")
+        real(tracker, batch)
+
+    monkeypatch.setattr(enroll, "_record_batch", die_after_one)
+    run = run_file(path)
+    assert run.status == RunStatus.FAILED and outcomes(run) == {2: "enrolled", 3: "skipped"}
+
+    monkeypatch.setattr(enroll, "_record_batch", real)
+    settings.APEX_ORG_ID = "ORG-NORTH"
+    apex_run_resume(run_id=run.pk, triggered_by="test")
+    run = job_execute(run.pk, send_report=False)
+    seqs = list(run.items.values_list("seq", flat=True))
+    assert sorted(seqs) == [2, 3, 4], seqs  # every row exactly once
+    assert outcomes(run)[2] == "enrolled"
+    assert run.counts["enrolled"] == 2 and run.counts["invalid"] == run.counts["failed"] == 1

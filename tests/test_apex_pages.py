@@ -217,3 +217,33 @@ def test_resume_from_the_upload_page(staff, sim, monkeypatch, django_capture_on_
 
     response = staff.post(reverse("integrations:apex_resume", args=[run.pk]))
     assert response["Location"] == reverse("integrations:apex_upload")
+
+
+@pytest.mark.parametrize("name", ["apex_confirm", "apex_resume"])
+def test_post_only_pages_answer_get_like_the_other_staff_pages(client, mentor_a, name):
+    # Anonymous: the sign-in page; a mentor: 404 (not a 405 confirming the page exists).
+    url = reverse(f"integrations:{name}", args=[1])
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    client.force_login(mentor_a)
+    assert client.get(url).status_code == 404
+    assert not Run.objects.exists()
+
+
+def test_confirm_by_get_sends_nothing_for_staff(staff, sim):
+    upload(staff)
+    stored = RosterUpload.objects.get()
+    assert staff.get(reverse("integrations:apex_confirm", args=[stored.pk])).status_code == 405
+    assert not Run.objects.exists() and sim.request_log == []
+
+
+def test_confirm_and_resume_need_the_csrf_token(admin_user, sim):
+    from django.test import Client
+
+    checked = Client(enforce_csrf_checks=True)
+    checked.force_login(admin_user)
+    upload(checked)  # the upload form is refused without its token too
+    assert not RosterUpload.objects.exists()
+    assert checked.post(reverse("integrations:apex_confirm", args=[1])).status_code == 403
+    assert checked.post(reverse("integrations:apex_resume", args=[1])).status_code == 403
+    assert not Run.objects.exists()

@@ -131,6 +131,13 @@ def test_refused_login_raises_auth_error(rsps):
         make_client().login()
 
 
+def test_login_refused_with_403_points_at_the_app_id_too(rsps):
+    # The web app's app id is checked at login: a wrong one is refused with 403.
+    rsps.add(responses.POST, LOGIN, status=403, json={"error": "Unknown app"})
+    with pytest.raises(AuthError, match="OPENCLASS_APP_ID"):
+        make_client().login()
+
+
 def test_login_without_token_is_malformed(rsps):
     rsps.add(responses.POST, LOGIN, json={"result": {"objects": ["{}"]}})
     with pytest.raises(MalformedResponse, match="token"):
@@ -242,6 +249,54 @@ def test_paging_is_lazy(rsps):
     assert len(rsps.calls) == 2  # the second page is not asked for until it is wanted
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2025-12-11T23:02:51.781Z", datetime(2025, 12, 11, 23, 2, 51, 781000, tzinfo=UTC)),
+        ("2025-12-12T01:02:51+02:00", datetime(2025, 12, 11, 23, 2, 51, tzinfo=UTC)),
+        ("2025-12-11T23:02:51.781+0000", datetime(2025, 12, 11, 23, 2, 51, 781000, tzinfo=UTC)),
+        ("2025-12-11T23:02:51", datetime(2025, 12, 11, 23, 2, 51, tzinfo=UTC)),  # naive: UTC
+        (1765494171781, datetime(2025, 12, 11, 23, 2, 51, 781000, tzinfo=UTC)),  # epoch ms
+    ],
+    ids=["z", "offset", "offset-no-colon", "naive", "epoch-ms"],
+)
+def test_timestamps_keep_their_instant_in_utc(rsps, raw, expected):
+    add_login(rsps)
+    rsps.add(responses.GET, PROGRESSIONS, json=double(page_body([progression(started=raw)])))
+    [parsed] = make_client().progression_page(CLASS_ID, 0, 2).progressions
+    assert parsed.started_at == expected
+    assert parsed.started_at.utcoffset().total_seconds() == 0
+
+
+@pytest.mark.parametrize(
+    "started",
+    [1e20, "0001-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00", "yesterday"],
+    ids=["epoch-overflow", "before-year-1-utc", "after-year-9999-utc", "text"],
+)
+def test_a_date_out_of_range_skips_the_record_instead_of_failing_the_page(rsps, started):
+    add_login(rsps)
+    rsps.add(
+        responses.GET,
+        PROGRESSIONS,
+        json=double(page_body([progression("p1"), progression("p2", started=started)])),
+    )
+    page = make_client().progression_page(CLASS_ID, 0, 2)
+    assert [p.id for p in page.progressions] == ["p1"]
+    assert [(r.key, r.field) for r in page.invalid] == [("p2", "started_assignment_at")]
+
+
+@pytest.mark.parametrize("grade", [1.5, -0.1, 85, True, float("nan")])
+def test_a_grade_outside_0_to_1_skips_the_record(rsps, grade):
+    add_login(rsps)
+    body = json.dumps(
+        double(page_body([progression("p1", grade=1), progression("p2", grade=grade)]))
+    )
+    rsps.add(responses.GET, PROGRESSIONS, body=body, content_type="application/json")
+    page = make_client().progression_page(CLASS_ID, 0, 2)
+    assert [(p.id, p.grade) for p in page.progressions] == [("p1", 1.0)]
+    assert [(r.key, r.field) for r in page.invalid] == [("p2", "grade")]
+
+
 # --- authentication during a sync -----------------------------------------------------
 def test_401_mid_sync_signs_in_once_more_and_repeats_the_call(rsps):
     add_login(rsps, TOKEN)
@@ -284,6 +339,48 @@ def test_429_waits_as_long_as_retry_after_says(rsps):
     assert client.throttled == 1 and client.retries_done == 1
     assert client.slept_seconds == 7.0
     assert len(rsps.calls) == 3
+
+
+def test_retry_after_is_capped_at_120_seconds(rsps):
+    add_login(rsps)
+    rsps.add(responses.GET, DETAIL, status=429, headers={"Retry-After": "3600"})
+    rsps.add(responses.GET, DETAIL, status=503, headers={"Retry-After": "1e999"})
+    rsps.add(responses.GET, DETAIL, json=double(DETAIL_PAYLOAD))
+    client = make_client()
+    client.class_detail(CLASS_ID)
+    assert client.retries_done == 2
+    assert client.slept_seconds == 240.0
+
+
+def test_retry_after_as_an_http_date(rsps):
+    from datetime import timedelta
+    from email.utils import format_datetime
+
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    add_login(rsps)
+    rsps.add(responses.GET, DETAIL, status=429, headers={"Retry-After": when})
+    rsps.add(responses.GET, DETAIL, json=double(DETAIL_PAYLOAD))
+    client = make_client()
+    client.class_detail(CLASS_ID)
+    assert 25 <= client.slept_seconds <= 30
+
+
+def test_a_connection_dropped_mid_body_is_retried(rsps):
+    add_login(rsps)
+    broken = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+    rsps.add(responses.GET, DETAIL, body=broken)
+    rsps.add(responses.GET, DETAIL, json=double(DETAIL_PAYLOAD))
+    client = make_client()
+    assert client.class_detail(CLASS_ID).name == "Software Development 1"
+    assert client.retries_done == 1
+
+
+def test_a_connection_dropping_every_time_is_a_transient_error(rsps):
+    add_login(rsps)
+    broken = requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+    rsps.add(responses.GET, DETAIL, body=broken)
+    with pytest.raises(TransientError):
+        make_client(max_retries=1).class_detail(CLASS_ID)
 
 
 def test_500_is_retried(rsps):

@@ -181,6 +181,68 @@ def test_retries_running_out_fail_the_run_and_keep_earlier_pages(openclass, sett
     assert Progression.objects.get(external_id=first.id).grade == 0.01  # page 0 was kept
 
 
+def test_a_crash_mid_page_keeps_earlier_pages_whole_and_names_the_page(openclass, monkeypatch):
+    from django.db import OperationalError
+
+    sim = openclass()
+    real_upsert = pull.progressions_upsert
+    calls = []
+
+    def upsert_then_crash(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("database is locked")
+        return real_upsert(**kwargs)
+
+    monkeypatch.setattr(pull, "progressions_upsert", upsert_then_crash)
+    run = pull_run(WEB)
+    assert run.status == RunStatus.FAILED and run.error_class == "internal"
+    assert "database is locked" in run.message
+    assert "at page 1" in run.message, run.message  # which page failed, as for the vendor
+    page_0 = sim.progressions(WEB)[:100]
+    assert set(Progression.objects.values_list("external_id", flat=True)) == {p.id for p in page_0}
+    # Page 1 wrote nothing at all: not even its students (one transaction per page).
+    assert set(Student.objects.values_list("external_id", flat=True)) == {p.user_id for p in page_0}
+    assert run.counts["created"] == 100 and run.counts["fetched"] == 100
+    assert list(run.items.filter(outcome="page").values_list("key", flat=True)) == ["0"]
+
+
+def test_a_student_whose_email_changes_is_updated_not_duplicated(openclass):
+    sim = openclass()
+    pull_run(WEB)
+    user_id = sorted(sim.student_ids(WEB))[0]
+    sim.users[user_id]["email"] = "new.address@students.example.edu"
+    again = pull_run(WEB)
+    assert again.status == RunStatus.SUCCEEDED
+    assert again.counts["created"] == 0 and again.counts["updated"] == 0
+    student = Student.objects.get(source=Source.OPENCLASS, external_id=user_id)
+    assert student.email == "new.address@students.example.edu"
+    assert Student.objects.count() == len(sim.student_ids(WEB))
+
+
+def test_a_progression_outside_the_curriculum_gets_its_assignment(openclass):
+    sim = openclass()
+    sim_class = sim.classes[WEB]
+    unit_name, unit_ids = sim_class.units[0]
+    dropped = next(p.assignment_id for p in sim_class.progressions if p.assignment_id in unit_ids)
+    sim_class.units[0] = (unit_name, [a for a in unit_ids if a != dropped])
+    run = pull_run(WEB)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assignment = Assignment.objects.get(cohort__external_id=WEB, external_id=dropped)
+    assert (assignment.name, assignment.kind) == sim_class.assignments[dropped]
+    assert assignment.unit == "" and assignment.position == 0
+    assert Progression.objects.filter(assignment=assignment).count() == sum(
+        p.assignment_id == dropped for p in sim.progressions(WEB)
+    )
+    assert run.counts["assignments"] == len(sim.assignment_ids(WEB))
+    # Once the class detail lists it, the next pull puts it in its place.
+    sim_class.units[0] = (unit_name, unit_ids)
+    pull_run(WEB)
+    assignment.refresh_from_db()
+    assert (assignment.unit, assignment.unit_position) == (unit_name, 1)
+    assert assignment.position == unit_ids.index(dropped) + 1
+
+
 def test_unknown_class_fails_as_not_found(openclass):
     openclass()
     run = pull_run("ffffffffffffffffffffffff")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 
 import pytest
@@ -225,3 +226,71 @@ def test_progress_is_reported_while_reading():
     text = "ClassroomName,StudentId\n" + "".join(f"A,S{i}\n" for i in range(2500))
     read(text, on_progress=seen.append)
     assert seen == [1000, 2000, 2500]
+
+
+# --- review: encodings, NUL characters, conflicts, unsafe ids ---------------------------
+def _utf16(text: str) -> bytes:
+    return codecs.BOM_UTF16_LE + text.encode("utf-16-le")
+
+
+LONE_SURROGATE = b"\x00\xd8"  # a high surrogate with no low one: not UTF-16
+
+
+def test_utf16_with_a_bad_sequence_in_the_first_line_is_refused_not_a_crash():
+    data = _utf16("ClassroomName,Stud") + LONE_SURROGATE + _utf16("entId\nA,S1\n")[2:]
+    message = refusal(data)
+    assert "UTF-16" in message and "line 1" in message
+
+
+def test_utf16_with_a_bad_sequence_deep_in_the_file_names_its_line():
+    rows = "".join(f"A,S{i}\n" for i in range(5000))
+    data = _utf16("ClassroomName,StudentId\n" + rows + "B,") + LONE_SURROGATE + "1\n".encode(
+        "utf-16-le"
+    )
+    message = refusal(data)
+    assert "line 5002" in message  # the header is line 1, then 5,000 good rows
+
+
+def test_utf16_with_a_nul_character_is_refused_not_sent():
+    message = refusal(_utf16("ClassroomName,StudentId\nA,S1\nA,S\x002\n"))
+    assert "NUL" in message and "line 3" in message
+
+
+def test_utf32_is_refused_with_a_clear_message():
+    assert "UTF-32" in refusal("ClassroomName,StudentId\nA,S1\n".encode("utf-32"))
+
+
+def test_every_row_of_a_conflict_names_itself_the_column_and_all_the_rows():
+    roster = read(
+        "ClassroomName,StudentId,OrgId\n"
+        "A,S1,ORG-1\n"  # 2
+        "A,S1,ORG-1\n"  # 3: a repeat of row 2 ...
+        "A,S2,ORG-1\n"  # 4
+        "A,S1,ORG-2\n"  # 5: ... then a conflict
+        "A,S1,\n"  # 6: the setting's org (ORG-DEMO): a third org
+    )
+    assert sent(roster) == [(4, "A", "S2", "ORG-1")]
+    problems = {p.row: p for p in roster.problems}
+    assert sorted(problems) == [2, 3, 5, 6]
+    for row, problem in problems.items():
+        assert problem.kind == INVALID and problem.column == "OrgId"
+        assert problem.message.startswith(f"Row {row}:"), problem.message
+        assert "rows 2, 3, 5, 6" in problem.message, problem.message
+        assert "different OrgIds" in problem.message
+
+
+def test_the_setting_and_the_column_naming_the_same_org_are_duplicates_not_a_conflict():
+    roster = read("ClassroomName,StudentId,OrgId\nA,S1,\nA,S1,ORG-DEMO\n")
+    assert sent(roster) == [(2, "A", "S1", ORG)]
+    [problem] = roster.problems
+    assert (problem.row, problem.kind) == (3, DUPLICATE)
+
+
+@pytest.mark.parametrize("classroom", [".", ".."])
+def test_a_classroom_id_that_is_a_dot_segment_is_an_invalid_row(classroom):
+    # POST /classrooms/../students would reach POST /students on the vendor.
+    roster = read(f"ClassroomName,StudentId\n{classroom},S1\nA,S2\n")
+    assert sent(roster) == [(3, "A", "S2", ORG)]
+    [problem] = roster.problems
+    assert (problem.row, problem.column, problem.kind) == (2, "ClassroomName", INVALID)
+    assert "Row 2" in problem.message

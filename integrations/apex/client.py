@@ -342,4 +342,8 @@ class ApexClient:
 
 
 def _segment(value: str) -> str:
+    # quote() leaves "." alone and requests resolves dot segments: /classrooms/../students
+    # would go out as POST /students.
+    if value in (".", ".."):
+        raise ValueError(f"{value!r} is not a usable APEX import id")
     return quote(value, safe="")

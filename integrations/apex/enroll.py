@@ -189,7 +189,7 @@ def apex_enroll_job(tracker: RunTracker) -> None:
 
     with tracker.stage("validate", unit="rows"):
         roster = roster_read(upload.path, on_progress=lambda n: _progress_to(tracker, n))
-        _record_problems(tracker, roster)
+        _record_problems(tracker, roster, done_before)
     pending = {
         classroom: [row for row in rows if row.row not in done_before]
         for classroom, rows in roster.classrooms.items()
@@ -269,11 +269,18 @@ def _progress_to(tracker: RunTracker, rows: int) -> None:
     tracker.advance(rows - tracker.run.progress_done)
 
 
-def _record_problems(tracker: RunTracker, roster: Roster) -> None:
+def _record_problems(tracker: RunTracker, roster: Roster, done_before: set[int]) -> None:
     tracker.set_count("rows", roster.rows)
     tracker.set_count("classrooms", len(roster.classrooms))
+    invalid_rows = duplicate_rows = 0
     for problem in roster.problems:
+        if problem.row in done_before:
+            # Resumed, and read differently this time (APEX_ORG_ID changed): the row went
+            # through already and keeps that one outcome.
+            continue
         invalid = problem.kind == INVALID
+        invalid_rows += invalid
+        duplicate_rows += not invalid
         tracker.item(
             outcome=INVALID_OUTCOME if invalid else SKIPPED,
             key=problem.student,
@@ -286,10 +293,10 @@ def _record_problems(tracker: RunTracker, roster: Roster) -> None:
         )
     with transaction.atomic():
         tracker.flush_items()
-    tracker.count("invalid", roster.invalid)
+    tracker.count("invalid", invalid_rows)
     # An invalid row did not go through: it is a failure of this run (exit status 1).
-    tracker.count(FAILED, roster.invalid)
-    tracker.count(SKIPPED, roster.duplicates)
+    tracker.count(FAILED, invalid_rows)
+    tracker.count(SKIPPED, duplicate_rows)
 
 
 def _record_dry_run(
@@ -431,6 +438,21 @@ def _send_batch(client: ApexClient, classroom: str, rows: list[RosterRow]) -> Ba
 def _record_batch(tracker: RunTracker, batch: _Batch) -> None:
     """Record one batch's rows, all in one transaction (never half of a batch)."""
     counts: Counter[str] = Counter()
+    try:
+        _record_batch_items(tracker, batch, counts)
+    except BaseException:
+        # Rolled back. The tracker may still buffer part of the batch (it writes every
+        # 500 items); the run's final flush would record that part after all.
+        tracker._items.clear()
+        raise
+    if batch.sent:
+        counts["requests"] += 1
+    for key, n in counts.items():
+        tracker.count(key, n)
+    tracker.advance(len(batch.rows))
+
+
+def _record_batch_items(tracker: RunTracker, batch: _Batch, counts: Counter[str]) -> None:
     with transaction.atomic():
         if batch.error is not None:
             error = batch.error
@@ -462,11 +484,6 @@ def _record_batch(tracker: RunTracker, batch: _Batch) -> None:
                     data={"row": row.row, "org": row.org, "code": result.code},
                 )
         tracker.flush_items()
-    if batch.sent:
-        counts["requests"] += 1
-    for key, n in counts.items():
-        tracker.count(key, n)
-    tracker.advance(len(batch.rows))
 
 
 def _summary(

@@ -174,20 +174,27 @@ def parse_id(value: Any, field: str) -> str:
 
 
 def parse_time(value: Any, field: str) -> datetime | None:
-    """ISO 8601 (`2025-12-11T23:02:51.781Z`) or null; naive times are taken as UTC."""
+    """ISO 8601 (`2025-12-11T23:02:51.781Z`) or null, in UTC; naive times are taken as UTC.
+
+    A value out of range (an epoch beyond year 9999, a date that leaves 1..9999 once moved
+    to UTC) is an unusable field, not a crash of the whole page.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, dict) and "$date" in value:  # MongoDB extended JSON, just in case
         value = value["$date"]
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise _BadField(field, f"is not a date ({value!r})") from None
     if not isinstance(value, str):
         raise _BadField(field, "is not a date")
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise _BadField(field, f"is not a date ({value[:40]!r})") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_grade(value: Any) -> float | None:
@@ -403,9 +410,11 @@ class OpenClassClient(HttpClient):
         )
         self.logins += 1
         if response.status_code in (401, 403):
+            check = "OPENCLASS_EMAIL and OPENCLASS_PASSWORD"
+            if response.status_code == 403:  # e.g. an app id the API does not know
+                check = "OPENCLASS_EMAIL, OPENCLASS_PASSWORD and OPENCLASS_APP_ID"
             raise AuthError(
-                f"OpenClass refused the login ({response.status_code}); "
-                "check OPENCLASS_EMAIL and OPENCLASS_PASSWORD",
+                f"OpenClass refused the login ({response.status_code}); check {check}",
                 status=response.status_code,
                 body=redact(response.text),
             )

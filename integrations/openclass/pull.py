@@ -171,9 +171,20 @@ def _pages_pull(
             next_page = page.page + 1
     except VendorError as exc:
         # Say how far it got: the pages before this one are stored and stay.
-        kept = "; the pages before it are stored" if next_page else ""
-        exc.message = f"{exc.message} (at page {next_page}{kept})"
+        exc.message = f"{exc.message} {_at_page(next_page)}"
         raise
+    except Exception as exc:
+        # Not the vendor (the database, a bug): the run's message still says which page.
+        raise PagePullError(f"{type(exc).__name__}: {exc} {_at_page(next_page)}") from exc
+
+
+class PagePullError(Exception):
+    """A page failed for a reason other than the vendor; the message names the page."""
+
+
+def _at_page(page: int) -> str:
+    kept = "; the pages before it are stored" if page else ""
+    return f"(at page {page}{kept})"
 
 
 def _cohort_for(class_id: str, cohort_name: str, vendor_name: str) -> Cohort:
