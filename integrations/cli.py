@@ -13,11 +13,12 @@ import sys
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
 from integrations.http import redact
-from reports.models import EXIT_CODES, Run, RunStatus
+from reports.models import EXIT_CODES, Run, RunKind, RunStatus
+from reports.services import run_fail
 
 
 def os_user() -> str:
@@ -27,13 +28,23 @@ def os_user() -> str:
         return "unknown"
 
 
+# The count keys a summary always carries for a kind (0 when the run stopped before
+# counting), so a script can read counts["failed"] whatever happened.
+SUMMARY_COUNT_KEYS = {
+    RunKind.OPENCLASS_SYNC: ("fetched", "created", "updated", "unchanged", "failed"),
+    RunKind.APEX_ENROLL: ("rows", "enrolled", "already_enrolled", "skipped", "failed"),
+}
+
+
 def run_summary(run: Run) -> dict[str, Any]:
+    counts = {key: 0 for key in SUMMARY_COUNT_KEYS.get(run.kind, ("failed",))}
+    counts.update(run.counts)
     return {
         "run_id": run.pk,
         "kind": run.kind,
         "status": run.status,
         "dry_run": run.dry_run,
-        "counts": run.counts,
+        "counts": counts,
         "report_url": settings.SITE_URL + reverse("reports:detail", args=[run.pk]),
     }
 
@@ -95,6 +106,7 @@ class JobCommand(BaseCommand):
     """Base for job commands. Subclasses build the run in `create_run` and return it."""
 
     requires_migrations_checks = True
+    kind: str = ""  # the RunKind of the runs this command makes
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -109,11 +121,38 @@ class JobCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from integrations.jobs import job_execute
 
-        run = self.create_run(options)
+        try:
+            run = self.create_run(options)
+        except CommandError as exc:
+            if options.get("json"):
+                # No run could be made (e.g. nothing to resume); scripts still get their
+                # one JSON line, with the reason, and the exit status of invalid input.
+                self.stdout.write(
+                    json.dumps(
+                        {
+                            "run_id": None,
+                            "kind": self.kind,
+                            "status": RunStatus.INVALID.value,
+                            "dry_run": bool(options.get("dry_run")),
+                            "counts": {},
+                            "report_url": None,
+                            "error": str(exc),
+                        }
+                    )
+                )
+            raise
         printer = ProgressPrinter()
         try:
             if run.status == RunStatus.QUEUED:
                 run = job_execute(run.pk, on_progress=printer) or Run.objects.get(pk=run.pk)
+        except KeyboardInterrupt:
+            # Recorded as failed at once: left "running", the run would block the next
+            # attempt and be resumed by the reaper although the user stopped it.
+            printer.close()
+            run = run_fail(
+                run=Run.objects.get(pk=run.pk),
+                message="Interrupted from the command line (Ctrl-C) before it finished.",
+            )
         finally:
             printer.close()
         self.finish(run, options)

@@ -180,6 +180,9 @@ class HttpClient:
         `retry_methods_ok=False` makes a non-idempotent call try once only.
         """
         kwargs.setdefault("timeout", self.timeout)
+        # Vendor APIs answer in place; following a redirect could carry a credential header
+        # (OpenClass's custom `bearer`, which requests does not strip) to another host.
+        kwargs.setdefault("allow_redirects", False)
         statuses = frozenset(retry_on) if retry_on is not None else self.retry.retry_statuses
         attempts = (self.retry.max_retries if retry_methods_ok else 0) + 1
         url = self.url(path)

@@ -197,8 +197,7 @@ def _scan_utf16(f: IO[bytes], codec: str) -> None:
             if "\x00" in text:
                 line = lines + text.count("\n", 0, text.index("\x00")) + 1
                 raise RosterRefused(
-                    f"The file holds a NUL character on line {line}: it is not CSV text. "
-                    f"{_SAVE_AS}"
+                    f"The file holds a NUL character on line {line}: it is not CSV text. {_SAVE_AS}"
                 )
             lines += text.count("\n")
         try:

@@ -200,6 +200,10 @@ class RunTracker:
         if len(self._items) >= self.ITEM_BUFFER:
             self.flush_items()
 
+    def discard_items(self) -> None:
+        """Drop the items not yet written (their transaction rolled back)."""
+        self._items = []
+
     def flush_items(self) -> None:
         if self._items:
             RunItem.objects.bulk_create(self._items, batch_size=self.ITEM_BUFFER)

@@ -34,3 +34,8 @@ def held_job(tracker):
 
 def crash_job(tracker):
     raise RuntimeError("boom")
+
+
+def interrupted_job(tracker):
+    tracker.count("created", 2)
+    raise KeyboardInterrupt

@@ -338,13 +338,20 @@ def test_after_a_shared_401_the_threads_renew_once(client):
     responses.post(
         ENROLL_URL, status=201, match=[matchers.header_matcher({"Authorization": "Bearer tok-2"})]
     )
-    threads = [
-        threading.Thread(target=client.enroll, args=("ALG-101", students("S1"))) for _ in range(6)
-    ]
+    outcomes, errors = [], []
+
+    def work():
+        try:
+            outcomes.append(client.enroll("ALG-101", students("S1")).results[0].outcome)
+        except Exception as exc:  # an exception in a thread is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == [] and outcomes == [Outcome.ENROLLED] * 6
     assert client.token_requests == 2
 
 

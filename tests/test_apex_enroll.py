@@ -604,4 +604,18 @@ def test_resume_never_gives_a_row_already_done_a_second_outcome(
     seqs = list(run.items.values_list("seq", flat=True))
     assert sorted(seqs) == [2, 3, 4], seqs  # every row exactly once
     assert outcomes(run)[2] == "enrolled"
-    assert run.counts["enrolled"] == 2 and run.counts["invalid"] == run.counts["failed"] == 1
+    assert outcomes(run)[4] == "already_enrolled"  # sent before the crash, not recorded
+    assert run.counts["enrolled"] == run.counts["already_enrolled"] == 1
+    assert run.counts["invalid"] == run.counts["failed"] == 1
+
+
+def test_resume_refused_still_prints_one_json_line(capsys):
+    from django.core.management.base import CommandError
+
+    with pytest.raises((CommandError, SystemExit)):
+        call_command("enroll_apex", "--resume", "999999", "--json")
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["run_id"] is None
+    assert summary["kind"] == "apex_enroll"
+    assert summary["status"] == "invalid"
+    assert "999999" in summary["error"]

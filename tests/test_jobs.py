@@ -100,3 +100,32 @@ def test_progress_lines_off_a_terminal():
     printer(run)
     printer(run)  # unchanged: not printed twice
     assert stream.getvalue().splitlines() == ["[authenticate]", "[fetch] 1/4 pages created=10"]
+
+
+def test_ctrl_c_on_the_command_line_records_the_run_as_failed(use_job, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    use_job("interrupted_job").delete()  # the command makes its own run
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("sync_openclass", "--class-id", "abc", "--json")
+    assert exit_info.value.code == 4
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run = Run.objects.get(pk=summary["run_id"])
+    assert run.status == RunStatus.FAILED and "Ctrl-C" in run.message
+    assert summary["status"] == "failed"
+
+
+def test_summary_always_carries_the_kind_count_keys(use_job):
+    from integrations.cli import run_summary
+
+    run = job_execute(use_job("auth_job").pk)
+    assert run.counts == {}
+    assert run_summary(run)["counts"] == {
+        "fetched": 0,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+    }

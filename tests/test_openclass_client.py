@@ -19,6 +19,7 @@ from integrations.http import (
     NotFoundError,
     RetryPolicy,
     TransientError,
+    VendorError,
 )
 from integrations.openclass.client import OpenClassClient
 
@@ -115,6 +116,16 @@ def test_calls_send_the_token_in_a_header_named_bearer(rsps):
     request = rsps.calls[1].request
     assert request.headers["bearer"] == TOKEN
     assert "Authorization" not in request.headers
+
+
+def test_a_redirect_is_not_followed_so_the_token_stays_home(rsps):
+    add_login(rsps)
+    elsewhere = "https://elsewhere.example/v1/classes"
+    rsps.add(responses.GET, CLASSES, status=302, headers={"Location": elsewhere})
+    rsps.add(responses.GET, elsewhere, json=double({"data": []}, in_list=True))
+    with pytest.raises(VendorError):
+        make_client().list_classes()
+    assert [c.request.url for c in rsps.calls] == [LOGIN, CLASSES]
 
 
 def test_login_is_retried_on_a_server_error(rsps):

@@ -244,8 +244,10 @@ def test_utf16_with_a_bad_sequence_in_the_first_line_is_refused_not_a_crash():
 
 def test_utf16_with_a_bad_sequence_deep_in_the_file_names_its_line():
     rows = "".join(f"A,S{i}\n" for i in range(5000))
-    data = _utf16("ClassroomName,StudentId\n" + rows + "B,") + LONE_SURROGATE + "1\n".encode(
-        "utf-16-le"
+    data = (
+        _utf16("ClassroomName,StudentId\n" + rows + "B,")
+        + LONE_SURROGATE
+        + "1\n".encode("utf-16-le")
     )
     message = refusal(data)
     assert "line 5002" in message  # the header is line 1, then 5,000 good rows

@@ -443,7 +443,7 @@ def _record_batch(tracker: RunTracker, batch: _Batch) -> None:
     except BaseException:
         # Rolled back. The tracker may still buffer part of the batch (it writes every
         # 500 items); the run's final flush would record that part after all.
-        tracker._items.clear()
+        tracker.discard_items()
         raise
     if batch.sent:
         counts["requests"] += 1

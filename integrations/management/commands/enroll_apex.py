@@ -13,12 +13,13 @@ from django.core.management.base import CommandError
 
 from integrations.apex.enroll import ResumeRefused, apex_run_from_path, apex_run_resume
 from integrations.cli import JobCommand, os_user
-from reports.models import Run
+from reports.models import Run, RunKind
 
 USAGE_ERROR = 2
 
 
 class Command(JobCommand):
+    kind = RunKind.APEX_ENROLL
     help = "Enroll the students of a roster CSV (ClassroomName,StudentId) into APEX classrooms."
 
     def add_arguments(self, parser) -> None:

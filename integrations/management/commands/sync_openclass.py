@@ -9,10 +9,11 @@ from typing import Any
 
 from integrations.cli import JobCommand, os_user
 from integrations.openclass.pull import openclass_run_create
-from reports.models import Run
+from reports.models import Run, RunKind
 
 
 class Command(JobCommand):
+    kind = RunKind.OPENCLASS_SYNC
     help = (
         "Pull an OpenClass class's progressions into a cohort (created on first use). "
         "Exit status: 0 succeeded, 1 some records failed, 2 invalid input or configuration, "
