@@ -455,14 +455,18 @@ class OpenClassSimulator(Simulator):
         metadata["can_load_more"] = False
         return self._payload({"metadata": metadata, "data": data}, in_list=True)
 
-    @route("GET", "/v1/classes/{class_id}")
-    def class_detail(self, request: Request, class_id: str) -> Response:
-        refused = self._refused(request)
-        if refused:
-            return refused
-        sim_class = self._class(class_id)
+    @staticmethod
+    def _missing(sim_class) -> Response | None:
         if sim_class is None:
             return Response.json({"error": "Class not found"}, status=404)
+        return None
+
+    @route("GET", "/v1/classes/{class_id}")
+    def class_detail(self, request: Request, class_id: str) -> Response:
+        sim_class = self._class(class_id)
+        refused = self._refused(request) or self._missing(sim_class)
+        if refused:
+            return refused
         data = {
             "_id": {"$oid": sim_class.id},
             "id": sim_class.id,
@@ -473,12 +477,10 @@ class OpenClassSimulator(Simulator):
 
     @route("GET", "/v1/classes/{class_id}/progressions")
     def progression_list(self, request: Request, class_id: str) -> Response:
-        refused = self._refused(request)
+        sim_class = self._class(class_id)
+        refused = self._refused(request) or self._missing(sim_class)
         if refused:
             return refused
-        sim_class = self._class(class_id)
-        if sim_class is None:
-            return Response.json({"error": "Class not found"}, status=404)
         try:
             page = int(request.arg("page", "0") or 0)
             count = int(request.arg("return_count", str(DEFAULT_RETURN_COUNT)) or 0)
