@@ -104,12 +104,14 @@ class Roster:
 
 # --- size ------------------------------------------------------------------------------
 def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+    if n < 1024:
+        return f"{n} bytes"
+    size = n / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
         size /= 1024
-    return f"{n} bytes"  # pragma: no cover
+    return f"{size:.1f} GiB"
 
 
 def roster_max_bytes() -> int:

@@ -296,3 +296,20 @@ def test_a_classroom_id_that_is_a_dot_segment_is_an_invalid_row(classroom):
     [problem] = roster.problems
     assert (problem.row, problem.column, problem.kind) == (2, "ClassroomName", INVALID)
     assert "Row 2" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (0, "0 bytes"),
+        (1023, "1023 bytes"),
+        (1024, "1.0 KiB"),
+        (20 * 1024**2, "20.0 MiB"),
+        (3 * 1024**3, "3.0 GiB"),
+        (5 * 1024**4, "5120.0 GiB"),
+    ],
+)
+def test_sizes_read_in_the_largest_fitting_unit(n, text):
+    from integrations.rosters import human_bytes
+
+    assert human_bytes(n) == text

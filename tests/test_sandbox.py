@@ -33,7 +33,7 @@ def free_base_port() -> int:
             for s in sockets:
                 s.close()
         return base
-    pytest.skip("no free run of ports")
+    pytest.fail("no run of free ports found for the sandbox")
 
 
 @pytest.fixture
