@@ -35,25 +35,17 @@ JOBS: dict[str, str] = {
 }
 
 
-def register_job(kind: str, dotted_path: str) -> None:
-    JOBS[kind] = dotted_path
-
-
 def job_execute(
     run_id: int,
     *,
     on_progress: Callable[[Run], None] | None = None,
-    claim: bool = True,
     send_report: bool = True,
 ) -> Run | None:
     """Run the job of a queued run. Returns None when another worker already took it."""
-    if claim:
-        run = run_claim(run_id=run_id)
-        if run is None:
-            logger.info("run %s was not queued any more; duplicate delivery ignored", run_id)
-            return None
-    else:
-        run = Run.objects.get(pk=run_id)
+    run = run_claim(run_id=run_id)
+    if run is None:
+        logger.info("run %s was not queued any more; duplicate delivery ignored", run_id)
+        return None
     if run.params.get("resumes") and run.kind in RESTART_FROM_SCRATCH:
         _reset_for_restart(run)
     tracker = RunTracker(run, on_progress=on_progress)

@@ -20,16 +20,11 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from reports.models import ErrorClass, Run, RunItem, RunKind, RunStatus
 
 logger = logging.getLogger(__name__)
-
-# Count keys that mean "this item went through"; any of them next to a failure is "partial".
-SUCCESS_KEYS = ("created", "updated", "unchanged", "enrolled", "already_enrolled", "removed")
 
 
 def run_create(
@@ -126,12 +121,6 @@ class RunTracker:
         self._last_flush = 0.0
         self._items: list[RunItem] = []
         self._seq = run.items.count()
-        if run.status == RunStatus.QUEUED:
-            now = timezone.now()
-            run.status = RunStatus.RUNNING
-            run.started_at = run.started_at or now
-            run.heartbeat_at = now
-            run.save(update_fields=["status", "started_at", "heartbeat_at"])
 
     # -- progress ------------------------------------------------------------------
     @contextmanager
@@ -255,21 +244,14 @@ class RunTracker:
 
 def run_fail(*, run: Run, message: str, error_class: str = ErrorClass.INTERNAL) -> Run:
     """Mark a run failed as a whole (outside a tracker, e.g. a crashed worker)."""
-    with transaction.atomic():
-        run.status = RunStatus.FAILED
-        run.message = message
-        run.error_class = error_class
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "message", "error_class", "finished_at"])
+    run.status = RunStatus.FAILED
+    run.message = message
+    run.error_class = error_class
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "message", "error_class", "finished_at"])
     return run
 
 
 def run_mark_emailed(*, run: Run) -> None:
     run.emailed_at = timezone.now()
     Run.objects.filter(pk=run.pk).update(emailed_at=run.emailed_at)
-
-
-def run_counts_increment(*, run: Run, key: str, n: int = 1) -> None:
-    """Atomic counter bump from outside a tracker (rarely needed)."""
-    Run.objects.filter(pk=run.pk).update(progress_done=F("progress_done") + n)
-    run.counts[key] = run.counts.get(key, 0) + n
