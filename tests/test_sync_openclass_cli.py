@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from cohorts.models import Cohort
 from integrations.openclass.simulator import WEB
+from integrations.simulator import Response
 from reports.models import Run, RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -78,14 +79,22 @@ def test_unreachable_vendor_exits_4(openclass, settings):
     assert run.status == RunStatus.FAILED and run.error_class == "transient"
 
 
-def test_refused_login_exits_4_without_showing_the_password(openclass, settings):
-    openclass()
+def test_refused_login_exits_4_without_showing_the_password(openclass, settings, caplog):
+    sim = openclass()
     settings.OPENCLASS_PASSWORD = "wrong-password-123"
+    # A vendor that echoes the credentials in its error body: they must still not leak.
+    sim.fail_next(
+        "POST",
+        "/v1/auth/login",
+        Response.json({"error": "no account for password=wrong-password-123"}, status=401),
+    )
     code, summary, err = sync("--class-id", WEB)
     assert code == 4
     run = Run.objects.get(pk=summary["run_id"])
     assert run.error_class == "auth"
-    assert "wrong-password-123" not in err + run.message + json.dumps(summary)
+    shown = err + run.message + json.dumps(summary) + caplog.text
+    shown += " ".join(run.items.values_list("message", flat=True))
+    assert "wrong-password-123" not in shown
 
 
 def test_an_invalid_record_exits_1(openclass):
