@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db import transaction
 
 from cohorts.models import Cohort
+from integrations.models import TitanSiteLimit
 from integrations.schedules import schedules_sync
 
 _base = type(admin.site._registry[Cohort]) if admin.site.is_registered(Cohort) else admin.ModelAdmin
@@ -32,3 +33,9 @@ class CohortWithScheduleAdmin(_base):
 if admin.site.is_registered(Cohort):
     admin.site.unregister(Cohort)
 admin.site.register(Cohort, CohortWithScheduleAdmin)
+
+
+@admin.register(TitanSiteLimit)
+class TitanSiteLimitAdmin(admin.ModelAdmin):
+    list_display = ("site_name", "max_removals", "max_removal_percent", "note", "updated_at")
+    search_fields = ("site_name",)

@@ -34,3 +34,45 @@ class RosterUpload(models.Model):
     @property
     def path(self) -> Path:
         return Path(settings.DATA_DIR) / "rosters" / f"{self.sha256}.csv"
+
+
+class TitanSiteLimit(models.Model):
+    """A Titan site's own guardrail limits, for sites much larger or smaller than most.
+    Empty fields fall back to TITAN_MAX_REMOVALS and TITAN_MAX_REMOVAL_PERCENT."""
+
+    site_name = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text="The site's name as Titan spells it (compared without regard to case).",
+    )
+    max_removals = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Hold a sync that would remove more of this site's memberships than this.",
+    )
+    max_removal_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Hold a sync that would remove more than this share (0-100) of the "
+        "site's current memberships.",
+    )
+    note = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["site_name"]
+        verbose_name = "Titan site limit"
+
+    def __str__(self) -> str:
+        return self.site_name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        self.site_name = " ".join(self.site_name.split())
+        if self.max_removal_percent is not None and not 0 <= self.max_removal_percent <= 100:
+            raise ValidationError({"max_removal_percent": "A percentage between 0 and 100."})
+        if self.max_removals is None and self.max_removal_percent is None:
+            raise ValidationError("Set a count, a percentage, or both.")

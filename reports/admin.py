@@ -7,7 +7,7 @@ from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
 from django.utils.html import format_html
 
-from reports.models import Run, RunItem
+from reports.models import Approval, Run, RunItem
 
 # A run can hold tens of thousands of items; the inline shows a sample, the items
 # changelist (linked from the run) holds them all.
@@ -116,3 +116,12 @@ class RunItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("run",)
     raw_id_fields = ("run",)
     list_per_page = 100
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Decisions are the record of who let a held run through, and why: read-only."""
+
+    list_display = ("run", "decision", "decided_by", "decided_at", "plan_hash")
+    list_filter = ("decision",)
+    search_fields = ("decided_by", "reason", "plan_hash")

@@ -119,3 +119,37 @@ class RunItem(models.Model):
     @property
     def failed(self) -> bool:
         return bool(self.error_class)
+
+
+class ApprovalDecision(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    DISCARDED = "discarded", "Discarded"
+
+
+class Approval(models.Model):
+    """A person's decision on a guarded run's plan, named by its content hash: who, when,
+    why. One decision per (run, plan): a held run is approved exactly once, and an approval
+    never carries over to another run or to a plan that changed since (any guarded job)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    plan_hash = models.CharField(max_length=64)
+    decision = models.CharField(max_length=20, choices=ApprovalDecision.choices)
+    decided_by = models.CharField(max_length=200, help_text="user:NAME or cli:OS-USER.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="approvals",
+    )
+    reason = models.TextField()
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["decided_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "plan_hash"], name="approval_once_per_plan")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} run {self.run_id} plan {self.plan_hash[:12]}"

@@ -20,9 +20,18 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from reports.models import ErrorClass, Run, RunItem, RunKind, RunStatus
+from reports.models import (
+    Approval,
+    ApprovalDecision,
+    ErrorClass,
+    Run,
+    RunItem,
+    RunKind,
+    RunStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -255,3 +264,102 @@ def run_fail(*, run: Run, message: str, error_class: str = ErrorClass.INTERNAL) 
 def run_mark_emailed(*, run: Run) -> None:
     run.emailed_at = timezone.now()
     Run.objects.filter(pk=run.pk).update(emailed_at=run.emailed_at)
+
+
+# --- approvals of guarded runs ------------------------------------------------------------
+# A guarded job (e.g. a sync whose removals exceed a limit) stores the content hash of its
+# plan in `run.params["plan_hash"]` and stops with status `held`. A person then approves
+# that exact plan once, with a reason, or discards it. The job, queued again, applies the
+# plan only if the plan it computes has the approved hash.
+class ApprovalRefused(Exception):
+    """The decision cannot be taken; the message says why."""
+
+
+def approval_decide(
+    *,
+    run_id: int,
+    plan_hash: str,
+    decision: str,
+    decided_by: str,
+    reason: str,
+    user=None,
+) -> Approval:
+    """Approve or discard a held run's plan, once. Approving puts the run back in the
+    queue (the caller enqueues it after commit): a conditional update from `held`, so two
+    approvals racing over the same run start it once and the other is refused."""
+    reason = (reason or "").strip()
+    if decision not in ApprovalDecision.values:
+        raise ApprovalRefused(f"Unknown decision {decision!r}.")
+    if not reason:
+        raise ApprovalRefused("Give a reason: it is recorded with the decision.")
+    try:
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(pk=run_id)
+            if run.status != RunStatus.HELD:
+                raise ApprovalRefused(
+                    f"Run {run.pk} is {run.get_status_display().lower()}, not held: "
+                    "there is nothing to decide."
+                )
+            if run.params.get("plan_hash") != plan_hash:
+                raise ApprovalRefused(
+                    f"The plan of run {run.pk} is not the one shown (it was recomputed "
+                    "since); review the current plan."
+                )
+            approval = Approval.objects.create(
+                run=run,
+                plan_hash=plan_hash,
+                decision=decision,
+                decided_by=decided_by[:200],
+                user=user if (user is not None and user.is_authenticated) else None,
+                reason=reason,
+            )
+            if decision == ApprovalDecision.APPROVED:
+                moved = Run.objects.filter(
+                    pk=run.pk, status=RunStatus.HELD, params__plan_hash=plan_hash
+                ).update(
+                    status=RunStatus.QUEUED,
+                    finished_at=None,
+                    stage="",
+                    error_class="",
+                    heartbeat_at=timezone.now(),
+                )
+                if moved != 1:
+                    raise ApprovalRefused(f"Run {run.pk} was decided meanwhile.")
+    except IntegrityError:
+        raise ApprovalRefused(
+            f"This plan of run {run_id} has already been decided; it is approved at most once."
+        ) from None
+    return approval
+
+
+def approval_record(
+    *, run: Run, plan_hash: str, decided_by: str, reason: str, user=None
+) -> Approval:
+    """Record an approval given together with the request to run (the command's
+    `--approve --reason`): it covers the plan this run computes, and no other run.
+    Idempotent for a resumed run."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApprovalRefused("Give a reason: it is recorded with the approval.")
+    approval, _ = Approval.objects.get_or_create(
+        run=run,
+        plan_hash=plan_hash,
+        defaults={
+            "decision": ApprovalDecision.APPROVED,
+            "decided_by": decided_by[:200],
+            "user": user if (user is not None and user.is_authenticated) else None,
+            "reason": reason,
+        },
+    )
+    return approval
+
+
+def approval_for(*, run: Run, plan_hash: str) -> Approval | None:
+    """The approval of this run's plan with this hash, if it was approved."""
+    return Approval.objects.filter(
+        run=run, plan_hash=plan_hash, decision=ApprovalDecision.APPROVED
+    ).first()
+
+
+def approval_discarded(*, run: Run) -> Approval | None:
+    return Approval.objects.filter(run=run, decision=ApprovalDecision.DISCARDED).last()

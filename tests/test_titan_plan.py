@@ -165,7 +165,9 @@ def test_unmanaged_titan_users_without_external_id_are_never_touched():
 
 def test_email_case_is_not_a_change_but_a_name_case_is():
     s = state([ADA], {1: {10: ["Teacher"]}})
-    plan = plan_compute(s, [row("000900", "ada", "Lovelace", "Ada@D.test", "North High", "Teacher")])
+    plan = plan_compute(
+        s, [row("000900", "ada", "Lovelace", "Ada@D.test", "North High", "Teacher")]
+    )
     assert plan["ops"][0]["changes"] == {"first_name": ["Ada", "ada"]}
 
 
@@ -184,7 +186,9 @@ def big_state(per_site: int) -> TitanState:
     for n in range(per_site * 2):
         users.append(TitanUser(n + 1, f"{n:05d}", "F", "L", f"u{n}@d.test"))
         (north if n < per_site else south)[n + 1] = ["Teacher"]
-    return TitanState(sites=[NORTH, SOUTH], roles=["Teacher"], users=users, members={1: north, 2: south})
+    return TitanState(
+        sites=[NORTH, SOUTH], roles=["Teacher"], users=users, members={1: north, 2: south}
+    )
 
 
 def keep_all_but(s: TitanState, drop: set[str]) -> list[Row]:

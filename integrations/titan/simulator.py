@@ -156,8 +156,7 @@ class TitanSimulator(Simulator):
         with self.lock:
             return {
                 "users": {
-                    u.external_id: (u.first_name, u.last_name, u.email)
-                    for u in self.users.values()
+                    u.external_id: (u.first_name, u.last_name, u.email) for u in self.users.values()
                 },
                 "members": {
                     (self.users[uid].external_id, self.sites[sid]): frozenset(roles)
@@ -310,7 +309,9 @@ class TitanSimulator(Simulator):
         known = set(self.roles.values())
         unknown = [r for r in roles if r not in known]
         if unknown:
-            return _error(422, "validation_error", f"Unknown role(s): {', '.join(map(str, unknown))}.")
+            return _error(
+                422, "validation_error", f"Unknown role(s): {', '.join(map(str, unknown))}."
+            )
         self.members[sid][uid] = list(dict.fromkeys(roles))
         return Response.json({"user_id": uid, "roles": self.members[sid][uid]})
 
@@ -358,8 +359,6 @@ def demo_state(*, seed: int = 7, users: int = DEMO_USERS) -> dict[str, Any]:
     return state
 
 
-def build(
-    seed: int = 7, latency_ms: int = 0, fail_rate: float = 0.0, **kw: Any
-) -> TitanSimulator:
+def build(seed: int = 7, latency_ms: int = 0, fail_rate: float = 0.0, **kw: Any) -> TitanSimulator:
     """The sandbox's Titan HST (demo data, key `DEMO_API_KEY`)."""
     return TitanSimulator(seed=seed, latency_ms=latency_ms, fail_rate=fail_rate, **kw)
