@@ -231,6 +231,17 @@ TITAN_BASE_URL = env.str("TITAN_BASE_URL", default="")
 TITAN_API_KEY = env.str("TITAN_API_KEY", default="")
 TITAN_MAX_REMOVALS = env.int("TITAN_MAX_REMOVALS", default=25)
 TITAN_MAX_REMOVAL_PERCENT = env.float("TITAN_MAX_REMOVAL_PERCENT", default=10.0)
+# The contract's defaults (shared/vendor-contracts.md section 3); the vendor's real header
+# and paths are a settings change, not a code change. {site_id} is filled in.
+TITAN_KEY_HEADER = env.str("TITAN_KEY_HEADER", default="X-API-Key")
+TITAN_USERS_PATH = env.str("TITAN_USERS_PATH", default="/api/v1/users")
+TITAN_SITES_PATH = env.str("TITAN_SITES_PATH", default="/api/v1/sites")
+TITAN_ROLES_PATH = env.str("TITAN_ROLES_PATH", default="/api/v1/roles")
+TITAN_MEMBERS_PATH = env.str("TITAN_MEMBERS_PATH", default="/api/v1/sites/{site_id}/members")
+TITAN_PER_PAGE = env.int("TITAN_PER_PAGE", default=100)
+TITAN_REQUESTS_PER_SECOND = env.float("TITAN_REQUESTS_PER_SECOND", default=5.0)
+# Extra CSV header names, e.g. "employee_id=external_id,school=site_name".
+TITAN_HEADER_ALIASES = env.dict("TITAN_HEADER_ALIASES", default={})
 
 CANVAS_BASE_URL = env.str("CANVAS_BASE_URL", default="")
 CANVAS_TOKEN = env.str("CANVAS_TOKEN", default="")

@@ -19,6 +19,7 @@ SECURE_SSL_REDIRECT = False
 REPORT_RECIPIENTS = ["reports@example.com"]
 # Tests never wait for a polite request rate or a real backoff.
 OPENCLASS_REQUESTS_PER_SECOND = 0
+TITAN_REQUESTS_PER_SECOND = 0
 HTTP_RETRY_SLEEP = False
 # whitenoise warns when STATIC_ROOT is missing; tests serve static files from the finders.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,270 @@
+"""Titan HST API client (shared/vendor-contracts.md section 3), on integrations.http.
+
+No public documentation of the API exists; the project's contract is the default, and the
+key header and every path come from settings (TITAN_KEY_HEADER, TITAN_*_PATH), so the
+vendor's real ones are a settings change. Typed records at the edge
+(integrations/titan/records.py). The API key is registered with the redactor and sent only
+to TITAN_BASE_URL's host.
+
+Errors: the classifier below reads the status and the `{"error": {"code", "message"}}`
+body, because 409 and 422 mean different things: 409 `duplicate_external_id` is a user
+that exists (a create to reconcile, never to repeat blindly), 422 `validation_error` is
+bad data (an unknown role, an empty role list, an invalid field), 401 a refused key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+from django.conf import settings
+
+from integrations.config import require
+from integrations.http import (
+    AuthError,
+    HttpClient,
+    MalformedResponse,
+    NotFoundError,
+    PermissionDenied,
+    VendorError,
+    decode_json,
+    default_classify,
+    redact,
+)
+from integrations.titan.records import TitanSite, TitanState, TitanUser
+from reports.constants import ErrorClass
+
+logger = logging.getLogger(__name__)
+
+VENDOR = "Titan HST"
+# A guard against a server that never stops paging (total_pages keeps growing).
+MAX_PAGES = 100_000
+
+
+class DuplicateExternalId(VendorError):
+    """409 duplicate_external_id: a user with this external id exists already."""
+
+    error_class = ErrorClass.CONFLICT
+    permanent = True
+
+
+class TitanValidationError(VendorError):
+    """422 validation_error: an unknown role, an empty role list, an invalid field."""
+
+    error_class = ErrorClass.INVALID_DATA
+    permanent = True
+
+
+def _error_body(response: requests.Response) -> tuple[str, str]:
+    try:
+        data = response.json()
+    except ValueError:
+        return "", redact(response.text[:200])
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code") or ""), redact(str(error.get("message") or "")[:500])
+    if isinstance(error, str):
+        return "", redact(error[:500])
+    return "", ""
+
+
+def titan_classify(response: requests.Response) -> VendorError | None:
+    """The vendor's classifier for the shared HTTP layer (status and body)."""
+    status = response.status_code
+    if status < 400:
+        return None
+    code, message = _error_body(response)
+    detail = f": {message}" if message else ""
+    body = redact(response.text[:1000])
+    if status == 401:
+        return AuthError(
+            f"{VENDOR} refused the API key (401); check TITAN_API_KEY{detail}",
+            status=status,
+            body=body,
+        )
+    if status == 403:
+        return PermissionDenied(
+            f"{VENDOR} denied the request (403){detail}", status=status, body=body
+        )
+    if status == 404:
+        return NotFoundError(f"{VENDOR}: not found (404){detail}", status=status, body=body)
+    if status == 409:
+        if code == "duplicate_external_id":
+            return DuplicateExternalId(
+                f"{VENDOR}: the external id exists already (409){detail}",
+                status=status,
+                body=body,
+            )
+        return VendorError(
+            f"{VENDOR}: conflict (409 {code or 'no code'}){detail}",
+            status=status,
+            error_class=ErrorClass.CONFLICT,
+            body=body,
+        )
+    if status == 422:
+        return TitanValidationError(
+            f"{VENDOR} refused the data (422 {code or 'validation_error'}){detail}",
+            status=status,
+            body=body,
+        )
+    error = default_classify(response, VENDOR)
+    if error is not None:
+        return error
+    return VendorError(f"{VENDOR} answered HTTP {status}{detail}", status=status, body=body)
+
+
+def _page_meta(data: Any, what: str) -> tuple[list[Any], int]:
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise MalformedResponse(f"{VENDOR}: {what} without a `data` list")
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    try:
+        total = int(meta.get("total_pages") or 1)
+    except (TypeError, ValueError):
+        raise MalformedResponse(f"{VENDOR}: {what} with a bad meta.total_pages") from None
+    return data["data"], total
+
+
+def _user(raw: Any) -> TitanUser:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
+        raise MalformedResponse(f"{VENDOR}: a user without a numeric id")
+    ext = raw.get("external_id")
+    return TitanUser(
+        id=raw["id"],
+        # Ids are text: "000900" stays "000900" (a number would lose the zeros).
+        external_id="" if ext is None else str(ext).strip(),
+        first_name=str(raw.get("first_name") or ""),
+        last_name=str(raw.get("last_name") or ""),
+        email=str(raw.get("email") or ""),
+        active=bool(raw.get("active", True)),
+    )
+
+
+class TitanClient:
+    def __init__(self, http: HttpClient, *, per_page: int = 100) -> None:
+        self.http = http
+        self.per_page = per_page
+        self.users_path = settings.TITAN_USERS_PATH.rstrip("/")
+        self.sites_path = settings.TITAN_SITES_PATH.rstrip("/")
+        self.roles_path = settings.TITAN_ROLES_PATH.rstrip("/")
+        self.members_path = settings.TITAN_MEMBERS_PATH.rstrip("/")
+        self._users_by_ext: dict[str, TitanUser] | None = None
+
+    @classmethod
+    def from_settings(cls) -> TitanClient:
+        config = require("TITAN_BASE_URL", "TITAN_API_KEY", secret=("TITAN_API_KEY",))
+        http = HttpClient.from_settings(
+            vendor=VENDOR,
+            base_url=config["TITAN_BASE_URL"],
+            rate_per_second=settings.TITAN_REQUESTS_PER_SECOND,
+            headers={
+                settings.TITAN_KEY_HEADER: config["TITAN_API_KEY"],
+                "Accept": "application/json",
+            },
+            classify=titan_classify,
+        )
+        return cls(http, per_page=settings.TITAN_PER_PAGE)
+
+    def close(self) -> None:
+        self.http.session.close()
+
+    # -- reads -----------------------------------------------------------------------
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return decode_json(self.http.request(method, path, **kwargs), VENDOR)
+
+    def _pages(self, path: str, what: str, on_page: Callable[[], None] | None) -> Iterator[Any]:
+        """Every item of a paged list. The server caps per_page without saying so, so the
+        loop follows meta.total_pages, never the size it asked for."""
+        page = 1
+        while page <= MAX_PAGES:
+            data = self._json("GET", path, params={"page": page, "per_page": self.per_page})
+            items, total = _page_meta(data, what)
+            if on_page:
+                on_page()
+            yield from items
+            if page >= total or not items:
+                return
+            page += 1
+        raise MalformedResponse(f"{VENDOR}: {what} did not end after {MAX_PAGES} pages")
+
+    def users(self, on_page: Callable[[], None] | None = None) -> list[TitanUser]:
+        return [_user(raw) for raw in self._pages(self.users_path, "users", on_page)]
+
+    def _lookup(self, path: str, what: str) -> list[tuple[int, str]]:
+        data = self._json("GET", path)
+        items, _ = _page_meta(data, what)
+        found = []
+        for raw in items:
+            if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
+                raise MalformedResponse(f"{VENDOR}: {what} entry without a numeric id")
+            found.append((raw["id"], str(raw.get("name") or "").strip()))
+        return found
+
+    def sites(self) -> list[TitanSite]:
+        return [TitanSite(i, name) for i, name in self._lookup(self.sites_path, "sites")]
+
+    def roles(self) -> list[str]:
+        return [name for _, name in self._lookup(self.roles_path, "roles")]
+
+    def members(
+        self, site_id: int, on_page: Callable[[], None] | None = None
+    ) -> dict[int, list[str]]:
+        path = self.members_path.format(site_id=site_id)
+        members: dict[int, list[str]] = {}
+        for raw in self._pages(path, "site members", on_page):
+            if (
+                not isinstance(raw, dict)
+                or not isinstance(raw.get("user_id"), int)
+                or not isinstance(raw.get("roles"), list)
+            ):
+                raise MalformedResponse(f"{VENDOR}: a site member without user_id or roles")
+            members[raw["user_id"]] = [str(r) for r in raw["roles"]]
+        return members
+
+    def read_state(self, on_page: Callable[[], None] | None = None) -> TitanState:
+        sites = self.sites()
+        roles = self.roles()
+        users = self.users(on_page)
+        members = {site.id: self.members(site.id, on_page) for site in sites}
+        self._users_by_ext = {u.external_id: u for u in users if u.external_id}
+        return TitanState(sites=sites, roles=roles, users=users, members=members)
+
+    def find_user(self, external_id: str, *, refresh: bool = False) -> TitanUser | None:
+        """The user with this external id (the contract offers no filter: read the list,
+        once per run unless `refresh`)."""
+        if refresh or self._users_by_ext is None:
+            self._users_by_ext = {u.external_id: u for u in self.users() if u.external_id}
+        return self._users_by_ext.get(external_id)
+
+    # -- writes ----------------------------------------------------------------------
+    def create_user(self, fields: dict[str, str]) -> TitanUser:
+        """POST a user. Raises DuplicateExternalId when the external id exists: the caller
+        reconciles by external id instead of creating a second account."""
+        # Retried on throttling and server errors: a repeat of a create that went through
+        # answers 409 duplicate_external_id (contract section 3), never a second user.
+        response = self.http.request("POST", self.users_path, json=fields, idempotent=True)
+        user = _user(decode_json(response, VENDOR))
+        if self._users_by_ext is not None:
+            self._users_by_ext[user.external_id] = user
+        return user
+
+    def update_user(self, user_id: int, changes: dict[str, str]) -> TitanUser:
+        # PATCH sets absolute values: a repeat leaves the same user (safe to retry).
+        response = self.http.request(
+            "PATCH", f"{self.users_path}/{user_id}", json=changes, idempotent=True
+        )
+        return _user(decode_json(response, VENDOR))
+
+    def set_roles(self, site_id: int, user_id: int, roles: list[str]) -> None:
+        path = f"{self.members_path.format(site_id=site_id)}/{user_id}"
+        self.http.request("PUT", path, json={"roles": list(roles)})
+
+    def remove_member(self, site_id: int, user_id: int) -> bool:
+        """DELETE a membership; False when it was already gone (404), e.g. a repeat."""
+        path = f"{self.members_path.format(site_id=site_id)}/{user_id}"
+        try:
+            self.http.request("DELETE", path)
+        except NotFoundError:
+            return False
+        return True
