@@ -1,0 +1,177 @@
+"""The Titan client against the contract (vendor-contracts.md section 3), with `responses`."""
+
+from __future__ import annotations
+
+import pytest
+import responses
+from responses import matchers
+from responses.registries import OrderedRegistry
+
+from integrations.http import AuthError, ConfigError, MalformedResponse, ThrottledError
+from integrations.titan.client import DuplicateExternalId, TitanClient, TitanValidationError
+
+BASE = "https://titan.test"
+KEY = "titan-key-do-not-print-8c1f"
+
+
+@pytest.fixture
+def client(settings):
+    settings.TITAN_BASE_URL = BASE
+    settings.TITAN_API_KEY = KEY
+    settings.TITAN_PER_PAGE = 100
+    return TitanClient.from_settings()
+
+
+def user(n: int, ext: str | None = None) -> dict:
+    return {
+        "id": n,
+        "external_id": ext or f"{n:06d}",
+        "first_name": "F",
+        "last_name": "L",
+        "email": f"u{n}@d.test",
+        "active": True,
+    }
+
+
+@responses.activate
+def test_users_follow_total_pages_whatever_page_size_was_asked(client):
+    # Asked for 100 a page, the server gives 2 (capped silently) over 3 pages.
+    for page, ids in ((1, (1, 2)), (2, (3, 4)), (3, (5,))):
+        responses.get(
+            f"{BASE}/api/v1/users",
+            match=[
+                matchers.query_param_matcher({"page": str(page), "per_page": "100"}),
+                matchers.header_matcher({"X-API-Key": KEY}),
+            ],
+            json={"data": [user(i) for i in ids], "meta": {"page": page, "total_pages": 3}},
+        )
+    users = client.users()
+    assert [u.id for u in users] == [1, 2, 3, 4, 5]
+    assert users[0].external_id == "000001"
+
+
+@responses.activate
+def test_members_are_paged_per_site(client):
+    responses.get(
+        f"{BASE}/api/v1/sites/7/members",
+        match=[matchers.query_param_matcher({"page": "1", "per_page": "100"})],
+        json={"data": [{"user_id": 1, "roles": ["Teacher"]}], "meta": {"total_pages": 2}},
+    )
+    responses.get(
+        f"{BASE}/api/v1/sites/7/members",
+        match=[matchers.query_param_matcher({"page": "2", "per_page": "100"})],
+        json={"data": [{"user_id": 2, "roles": ["Staff", "Cashier"]}], "meta": {"total_pages": 2}},
+    )
+    assert client.members(7) == {1: ["Teacher"], 2: ["Staff", "Cashier"]}
+
+
+@responses.activate
+def test_the_key_header_and_paths_come_from_settings(settings):
+    settings.TITAN_BASE_URL = BASE
+    settings.TITAN_API_KEY = KEY
+    settings.TITAN_KEY_HEADER = "X-Titan-Token"
+    settings.TITAN_SITES_PATH = "/v2/schools"
+    responses.get(
+        f"{BASE}/v2/schools",
+        match=[matchers.header_matcher({"X-Titan-Token": KEY})],
+        json={"data": [{"id": 1, "name": "North"}]},
+    )
+    assert [s.name for s in TitanClient.from_settings().sites()] == ["North"]
+
+
+@responses.activate
+def test_a_refused_key_is_an_auth_error_that_never_shows_the_key(client):
+    responses.get(
+        f"{BASE}/api/v1/sites",
+        status=401,
+        json={"error": {"code": "unauthorized", "message": f"bad key {KEY}"}},
+    )
+    with pytest.raises(AuthError) as caught:
+        client.sites()
+    assert "TITAN_API_KEY" in caught.value.message
+    assert KEY not in caught.value.message and KEY not in caught.value.body
+    assert len(responses.calls) == 1  # permanent: not retried
+
+
+@responses.activate
+def test_409_on_create_is_a_duplicate_external_id_and_422_is_validation(client):
+    responses.post(
+        f"{BASE}/api/v1/users",
+        status=409,
+        json={"error": {"code": "duplicate_external_id", "message": "exists"}},
+    )
+    with pytest.raises(DuplicateExternalId):
+        client.create_user({"external_id": "1", "first_name": "a", "last_name": "b", "email": "e"})
+    responses.put(
+        f"{BASE}/api/v1/sites/1/members/5",
+        status=422,
+        json={"error": {"code": "validation_error", "message": "Unknown role(s): Wizard."}},
+    )
+    with pytest.raises(TitanValidationError, match="Unknown role"):
+        client.set_roles(1, 5, ["Wizard"])
+    assert len(responses.calls) == 2  # neither is retried
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_throttled_calls_wait_for_retry_after_then_go_through(client):
+    responses.get(f"{BASE}/api/v1/roles", status=429, headers={"Retry-After": "3"})
+    responses.get(f"{BASE}/api/v1/roles", json={"data": [{"id": 1, "name": "Teacher"}]})
+    assert client.roles() == ["Teacher"]
+    assert client.http.throttled == 1 and client.http.slept_seconds == 3
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_a_create_is_retried_after_a_throttle_or_a_lost_response(client):
+    body = {"external_id": "000007", "first_name": "a", "last_name": "b", "email": "e@d.test"}
+    responses.post(f"{BASE}/api/v1/users", status=429, headers={"Retry-After": "1"})
+    responses.post(f"{BASE}/api/v1/users", status=502)
+    responses.post(f"{BASE}/api/v1/users", status=201, json=user(7))
+    assert client.create_user(body).id == 7
+    assert len(responses.calls) == 3
+
+
+@responses.activate(registry=OrderedRegistry)
+def test_throttling_that_never_ends_is_a_throttled_error(client, settings):
+    for _ in range(settings.HTTP_MAX_RETRIES + 1):
+        responses.get(f"{BASE}/api/v1/sites", status=429, headers={"Retry-After": "1"})
+    with pytest.raises(ThrottledError):
+        client.sites()
+
+
+@responses.activate
+def test_removing_a_membership_that_is_gone_is_not_an_error(client):
+    responses.delete(f"{BASE}/api/v1/sites/1/members/5", status=204)
+    responses.delete(
+        f"{BASE}/api/v1/sites/1/members/6",
+        status=404,
+        json={"error": {"code": "not_found", "message": "not a member"}},
+    )
+    assert client.remove_member(1, 5) is True
+    assert client.remove_member(1, 6) is False
+
+
+@responses.activate
+def test_a_list_without_data_is_malformed(client):
+    responses.get(f"{BASE}/api/v1/users", json={"users": []})
+    with pytest.raises(MalformedResponse):
+        client.users()
+
+
+@responses.activate
+def test_find_user_reads_the_list_once(client):
+    responses.get(
+        f"{BASE}/api/v1/users",
+        json={"data": [user(1), user(2, "000900")], "meta": {"total_pages": 1}},
+    )
+    assert client.find_user("000900").id == 2
+    assert client.find_user("900") is None
+    assert len(responses.calls) == 1
+
+
+@pytest.mark.parametrize("missing", ["TITAN_BASE_URL", "TITAN_API_KEY"])
+def test_a_missing_setting_is_named(settings, missing):
+    settings.TITAN_BASE_URL = BASE
+    settings.TITAN_API_KEY = KEY
+    setattr(settings, missing, "  ")
+    with pytest.raises(ConfigError, match=missing):
+        TitanClient.from_settings()
