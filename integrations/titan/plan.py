@@ -61,8 +61,15 @@ class Limits:
     # site name (as Titan spells it) -> (max removals or None, max percent or None)
     sites: Mapping[str, tuple[int | None, float | None]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Site names compare without regard to case and spacing, as in the roster.
+        object.__setattr__(self, "sites", {_key(k): v for k, v in self.sites.items()})
+
+    def overridden(self, site: str) -> bool:
+        return _key(site) in self.sites
+
     def for_site(self, site: str) -> tuple[int, float]:
-        count, percent = self.sites.get(site, (None, None))
+        count, percent = self.sites.get(_key(site), (None, None))
         return (
             self.max_removals if count is None else count,
             self.max_percent if percent is None else percent,
@@ -109,7 +116,6 @@ def plan_compute(
         wanted_sites[ext][site.id] = tuple(sorted(set(roles) | set(canonical)))
 
     users_by_ext = {u.external_id: u for u in state.users if u.external_id}
-    managed_ids = {u.id for u in users_by_ext.values()}
     site_names = {s.id: s.name for s in state.sites}
     # user id -> site id -> roles (Titan's order)
     current: dict[int, dict[int, list[str]]] = defaultdict(dict)
@@ -189,6 +195,27 @@ def plan_compute(
         for site_id, before in current.get(user.id, {}).items():
             ops.append(_remove(ext, user.id, site_id, site_names[site_id], before))
 
+    return plan_assemble(
+        ops,
+        state,
+        unchanged=unchanged,
+        users_in_file=len(wanted_fields),
+        rows=rows_read,
+        protected=protected_ids,
+    )
+
+
+def plan_assemble(
+    ops: list[dict[str, Any]],
+    state: TitanState,
+    *,
+    unchanged: int = 0,
+    users_in_file: int = 0,
+    rows: int = 0,
+    protected: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Order the operations for applying, count them per site, and hash the plan."""
+    managed_ids = {u.id for u in state.users if u.external_id}
     ops.sort(key=lambda op: (OP_ORDER[op["op"]], op["external_id"], op.get("site", "")))
     per_site = {
         s.name: {
@@ -209,14 +236,74 @@ def plan_compute(
         "ops": ops,
         "counts": counts,
         "unchanged": unchanged,
-        "users_in_file": len(wanted_fields),
-        "rows": rows_read,
-        "protected": sorted(protected_ids),
+        "users_in_file": users_in_file,
+        "rows": rows,
+        "protected": sorted(protected),
         "current_memberships": sum(site["current"] for site in per_site.values()),
         "sites": per_site,
     }
     plan["hash"] = plan_hash(plan)
     return plan
+
+
+def undo_plan(applied: Iterable[Mapping[str, Any]], state: TitanState) -> dict[str, Any]:
+    """The plan that puts back what a run changed, judged against Titan's state now.
+
+    `applied` holds the data of the run's applied items (kind, ids, the state each
+    replaced). Removed memberships come back with their old roles, changed role sets go
+    back, changed fields are restored; a created user keeps the account and loses the
+    memberships the run added. What is already as it was needs nothing.
+    """
+    users = {u.id: u for u in state.users}
+    site_names = {s.id: s.name for s in state.sites}
+    ops: list[dict[str, Any]] = []
+    for item in applied:
+        kind, ext, uid = item["kind"], item["external_id"], item.get("user_id")
+        if kind in (CREATE, UPDATE):
+            old_fields = (
+                {f: pair[0] for f, pair in item.get("changes", {}).items()}
+                if kind == UPDATE
+                else dict(item.get("before_fields") or {})
+            )
+            user = users.get(uid)
+            changes = {
+                f: [getattr(user, f), old]
+                for f, old in old_fields.items()
+                if user is not None and getattr(user, f) != old
+            }
+            if changes:
+                ops.append(
+                    {
+                        "op": UPDATE,
+                        "id": f"{UPDATE}:{ext}",
+                        "external_id": ext,
+                        "user_id": uid,
+                        "changes": changes,
+                    }
+                )
+            continue
+        site_id = item["site_id"]
+        if site_id not in site_names or uid is None:
+            continue
+        now = state.members.get(site_id, {}).get(uid)
+        target = item.get("before")  # None: the run added this membership
+        base = {"external_id": ext, "user_id": uid, "site_id": site_id, "site": site_names[site_id]}
+        if target is None:
+            if now is not None:
+                ops.append(_remove(ext, uid, site_id, site_names[site_id], now))
+        elif now is None:
+            ops.append({"op": ADD, "id": f"{ADD}:{ext}:{site_id}", **base, "roles": list(target)})
+        elif role_set(now) != role_set(target):
+            ops.append(
+                {
+                    "op": ROLES,
+                    "id": f"{ROLES}:{ext}:{site_id}",
+                    **base,
+                    "roles": list(target),
+                    "before": list(now),
+                }
+            )
+    return plan_assemble(ops, state)
 
 
 def _remove(ext: str, user_id: int, site_id: int, site: str, before: list[str]) -> dict[str, Any]:
@@ -291,7 +378,7 @@ def guardrail_check(plan: Mapping[str, Any], limits: Limits) -> dict[str, Any]:
                 "max_removals": site_max,
                 "max_percent": site_percent_max,
                 "over": bool(over),
-                "overridden": name in limits.sites,
+                "overridden": limits.overridden(name),
             }
         )
     return {
