@@ -1,0 +1,722 @@
+"""The Titan HST sync job: a roster CSV's users and site roles into Titan (docs/titan.md).
+
+Stages: read (Titan's sites, roles, users and memberships, every page) → validate (the
+roster against Titan's sites and roles) → plan (integrations/titan/plan.py; stored under
+DATA_DIR/titan/plans by its content hash) → guardrail → apply (creates and updates, then
+adds and role changes, then removals; each outcome a run item holding the state it
+replaced) → report.
+
+Nothing is sent before the plan exists and passes: a dry run stops after planning, a run
+whose plan trips the guardrail is held (status held, exit 3), and a run applying a plan
+someone previewed stops, held, when the plan it computes is not that one (Titan changed
+meanwhile), so the new plan is shown again instead of applied stale.
+
+Resuming (a killed worker, re-queued by the reaper): the run applies the rest of its
+stored plan, skipping every operation it recorded as done. An operation sent but not
+recorded is safe to send again: PUT and PATCH set absolute values, a repeated DELETE
+answers 404 (already gone), and a repeated create answers 409 duplicate_external_id,
+reconciled by external id, so no user is ever created twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from integrations.http import AuthError, ConfigError, TransientError, VendorError, redact
+from integrations.jobs import HeldByGuardrail, InvalidInput
+from integrations.models import RosterUpload, TitanSiteLimit
+from integrations.titan.client import DuplicateExternalId, TitanClient
+from integrations.titan.plan import (
+    ADD,
+    CREATE,
+    REMOVE,
+    ROLES,
+    UPDATE,
+    Limits,
+    guardrail_check,
+    plan_compute,
+    plan_hash,
+    undo_plan,
+)
+from integrations.titan.records import TitanState
+from reports.actions import RunAction
+from reports.constants import ErrorClass
+from reports.models import Run, RunKind, RunStatus
+from reports.services import RunTracker, approval_for, approval_record, run_create
+
+logger = logging.getLogger(__name__)
+
+KIND = RunKind.TITAN_SYNC
+OUTCOMES = {
+    CREATE: "created",
+    UPDATE: "updated",
+    ADD: "added",
+    ROLES: "roles_changed",
+    REMOVE: "removed",
+}
+DONE_OUTCOMES = tuple(OUTCOMES.values())
+PLANNED = {
+    CREATE: "to_create",
+    UPDATE: "to_update",
+    ADD: "to_add",
+    ROLES: "to_change_roles",
+    REMOVE: "to_remove",
+}
+INVALID_OUTCOME = "invalid"
+SKIPPED = "skipped"
+PHASES = (
+    ("apply users", (CREATE, UPDATE)),
+    ("apply memberships", (ADD, ROLES)),
+    ("apply removals", (REMOVE,)),
+)
+FINISHED_APPLIED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+
+
+# --- the stored plan -------------------------------------------------------------------
+def plan_dir() -> Path:
+    path = Path(settings.DATA_DIR) / "titan" / "plans"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def plan_save(plan: dict[str, Any]) -> Path:
+    """Write the plan as DATA_DIR/titan/plans/<hash>.json (private to the service)."""
+    path = plan_dir() / f"{plan['hash']}.json"
+    if path.exists():
+        return path
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(plan, out, ensure_ascii=False, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plan_load(digest: str | None) -> dict[str, Any] | None:
+    """The stored plan with this hash, or None when it is missing or was altered."""
+    if not digest:
+        return None
+    path = plan_dir() / f"{digest}.json"
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return plan if plan_hash(plan) == digest else None
+
+
+# --- creating runs ---------------------------------------------------------------------
+def titan_run_create(
+    *,
+    upload: RosterUpload | None,
+    dry_run: bool,
+    triggered_by: str,
+    user=None,
+    extra: dict[str, Any] | None = None,
+    subject: str = "",
+) -> Run:
+    params: dict[str, Any] = {}
+    if upload is not None:
+        params = {
+            "roster_id": upload.pk,
+            "file_name": upload.original_name,
+            "sha256": upload.sha256,
+            "size": upload.size,
+        }
+    params.update(extra or {})
+    return run_create(
+        kind=KIND,
+        triggered_by=triggered_by,
+        user=user,
+        dry_run=dry_run,
+        subject=subject or (upload.original_name if upload else ""),
+        params=params,
+    )
+
+
+def titan_run_from_path(
+    path: str | os.PathLike, *, dry_run: bool, triggered_by: str, approve_reason: str = ""
+) -> Run:
+    """A queued run for a local file (the command). `approve_reason`: the command's
+    `--approve --reason`, which lets this run's plan through its guardrail, once."""
+    from integrations.rosters import RosterRefused, roster_store
+
+    path = Path(path)
+    extra: dict[str, Any] = {}
+    if approve_reason:
+        extra["approve"] = {"by": triggered_by, "reason": approve_reason}
+    try:
+        with path.open("rb") as source:
+            upload = roster_store(source, name=path.name, origin="cli")
+    except FileNotFoundError:
+        refusal = f"File not found: {path}"
+    except IsADirectoryError:
+        refusal = f"{path} is a folder, not a file."
+    except OSError as exc:
+        refusal = f"Cannot read {path}: {exc.strerror or exc}"
+    except RosterRefused as exc:
+        refusal = str(exc)
+    else:
+        return titan_run_create(
+            upload=upload, dry_run=dry_run, triggered_by=triggered_by, extra=extra
+        )
+    return titan_run_create(
+        upload=None,
+        dry_run=dry_run,
+        triggered_by=triggered_by,
+        subject=path.name,
+        extra={**extra, "file_name": path.name, "refused": refusal},
+    )
+
+
+def titan_limits() -> Limits:
+    """The guardrail limits: the settings, and each site's override from the admin."""
+    count, percent = settings.TITAN_MAX_REMOVALS, settings.TITAN_MAX_REMOVAL_PERCENT
+    if not isinstance(count, int) or count < 0:
+        raise ConfigError(f"TITAN_MAX_REMOVALS must be a whole number of 0 or more, got {count}")
+    if not 0 <= float(percent) <= 100:
+        raise ConfigError(f"TITAN_MAX_REMOVAL_PERCENT must be between 0 and 100, got {percent}")
+    sites = {
+        limit.site_name: (
+            limit.max_removals,
+            None if limit.max_removal_percent is None else float(limit.max_removal_percent),
+        )
+        for limit in TitanSiteLimit.objects.all()
+    }
+    return Limits(max_removals=count, max_percent=float(percent), sites=sites)
+
+
+# --- the job ---------------------------------------------------------------------------
+def titan_sync_job(tracker: RunTracker) -> None:
+    run = tracker.run
+    params = run.params
+    if params.get("refused"):
+        raise InvalidInput(params["refused"])
+    original = _original(params)
+    upload = None if original is not None else _stored_roster(params)
+    client = TitanClient.from_settings()  # a missing setting stops here: nothing sent
+    try:
+        plan = plan_load(params.get("plan_hash")) if params.get("applying") else None
+        if params.get("applying") and plan is None:
+            raise InvalidInput(
+                "The stored plan of this run is missing or was altered; it cannot be resumed. "
+                "Start a new sync."
+            )
+        if plan is None:
+            plan = _plan(tracker, client, upload, original)
+            if run.dry_run:
+                _record_preview(tracker, plan)
+                run.message = _summary(run, plan, dry_run=True)
+                return
+            _params_update(run, applying=True)
+        _apply(tracker, client, plan)
+        with tracker.stage("report"):
+            run.message = _summary(run, plan, dry_run=False)
+    finally:
+        client.close()
+
+
+def _original(params: dict[str, Any]) -> Run | None:
+    if not params.get("undo_of"):
+        return None
+    original = Run.objects.filter(pk=params["undo_of"], kind=KIND).first()
+    if original is None:
+        raise InvalidInput(f"Run {params['undo_of']} to undo does not exist any more.")
+    return original
+
+
+def _stored_roster(params: dict[str, Any]) -> RosterUpload:
+    upload = RosterUpload.objects.filter(pk=params.get("roster_id")).first()
+    if upload is None or not upload.path.is_file():
+        raise InvalidInput("The run's stored roster is gone; upload the file again.")
+    digest = hashlib.sha256()
+    with upload.path.open("rb") as stored:
+        for chunk in iter(lambda: stored.read(1 << 16), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != upload.sha256:
+        raise InvalidInput(
+            f"The stored copy of {upload.original_name} has changed since it was uploaded; "
+            "upload the file again."
+        )
+    return upload
+
+
+def _params_update(run: Run, **values: Any) -> None:
+    run.params = {**run.params, **values}
+    Run.objects.filter(pk=run.pk).update(params=run.params)
+
+
+def _plan(
+    tracker: RunTracker,
+    client: TitanClient,
+    upload: RosterUpload | None,
+    original: Run | None,
+) -> dict[str, Any]:
+    """Read, validate, plan, store the plan, and decide whether it may be applied."""
+    run = tracker.run
+    # Nothing was applied yet (a held or approved run plans again): start clean.
+    tracker.flush_items()
+    run.items.all().delete()
+    run.counts = {}
+    limits = titan_limits()
+    with tracker.stage("read", unit="pages"):
+        state = client.read_state(on_page=tracker.advance)
+    header: list[str] | None = None
+    if original is not None:
+        with tracker.stage("plan"):
+            plan = undo_plan(_applied_items(original), state)
+    else:
+        assert upload is not None
+        with tracker.stage("validate", unit="rows"):
+            roster = _read_roster(upload, state)
+            header = list(getattr(roster, "header", None) or [])
+            protected = _record_problems(tracker, roster)
+        with tracker.stage("plan"):
+            plan = plan_compute(state, roster.rows, protected=protected)
+    verdict = guardrail_check(plan, limits)
+    plan_save(plan)
+    for kind, key in PLANNED.items():
+        tracker.set_count(key, plan["counts"][kind])
+    tracker.set_count("rows", plan["rows"])
+    tracker.set_count("unchanged", plan["unchanged"])
+    tracker.set_count("fetched", len(state.users))
+    _params_update(
+        run,
+        plan_hash=plan["hash"],
+        verdict=verdict,
+        header=header,
+        since_last=_since_last(run, header),
+        memberships=state.membership_count,
+    )
+    tracker.advance(0)
+    if run.dry_run or approval_for(run=run, plan_hash=plan["hash"]):
+        return plan
+    expected = run.params.get("expected_hash")
+    if expected and expected != plan["hash"]:
+        raise HeldByGuardrail(
+            "Titan changed since this plan was previewed, so the plan was computed again "
+            "and differs; nothing was sent. Review the new plan, then approve it with a "
+            "reason or discard it."
+        )
+    if verdict["held"]:
+        intent = run.params.get("approve")
+        if intent:
+            approval_record(
+                run=run,
+                plan_hash=plan["hash"],
+                decided_by=intent["by"],
+                reason=intent["reason"],
+                user=run.user,
+            )
+        else:
+            raise HeldByGuardrail(
+                "Held by the guardrail; nothing was sent. "
+                + " ".join(verdict["reasons"])
+                + " Review the removals, then approve this plan once with a reason, "
+                "or discard it."
+            )
+    return plan
+
+
+def _read_roster(upload: RosterUpload, state: TitanState):
+    from integrations.titan.roster import titan_roster_read
+
+    return titan_roster_read(
+        upload.path,
+        sites=[site.name for site in state.sites],
+        roles=list(state.roles),
+        aliases=settings.TITAN_HEADER_ALIASES or None,
+    )
+
+
+def _record_problems(tracker: RunTracker, roster: Any) -> set[str]:
+    """Each problem row is an item; a user with one is protected from removals."""
+    protected: set[str] = set()
+    invalid = skipped = 0
+    for problem in roster.problems:
+        external_id = str(getattr(problem, "external_id", "") or "")
+        duplicate = getattr(problem, "kind", "invalid") == "duplicate"
+        if not duplicate and external_id:
+            protected.add(external_id)
+        invalid += not duplicate
+        skipped += duplicate
+        row = getattr(problem, "row", 0) or 0
+        tracker.item(
+            outcome=SKIPPED if duplicate else INVALID_OUTCOME,
+            key=external_id,
+            label=f"Row {row}" if row else "File",
+            group=str(getattr(problem, "site_name", "") or ""),
+            seq=row,
+            error_class="" if duplicate else ErrorClass.INVALID_DATA,
+            message=str(getattr(problem, "message", problem)),
+            data={"row": row, "column": str(getattr(problem, "column", "") or "")},
+        )
+    with transaction.atomic():
+        tracker.flush_items()
+    tracker.set_count(INVALID_OUTCOME, invalid)
+    tracker.set_count(SKIPPED, skipped)
+    # An invalid row did not go through: it counts as failed (exit status 1).
+    tracker.set_count("failed", invalid)
+    return protected
+
+
+def _since_last(run: Run, header: list[str] | None) -> dict[str, Any] | None:
+    """The last applied sync, and how this file's columns differ from its file's."""
+    last = (
+        Run.objects.filter(kind=KIND, dry_run=False, status__in=FINISHED_APPLIED)
+        .exclude(pk=run.pk)
+        .exclude(params__undo_of__isnull=False)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+    if last is None:
+        return None
+    info: dict[str, Any] = {
+        "run": last.pk,
+        "finished_at": last.finished_at.isoformat() if last.finished_at else "",
+        "file": last.subject,
+        "counts": {k: v for k, v in last.counts.items() if k in DONE_OUTCOMES},
+    }
+    before = last.params.get("header")
+    if header is not None and before is not None and before != header:
+        info["columns_added"] = [c for c in header if c not in before]
+        info["columns_removed"] = [c for c in before if c not in header]
+        info["columns_reordered"] = not info["columns_added"] and not info["columns_removed"]
+    return info
+
+
+def _label(op: dict[str, Any]) -> str:
+    kind = op["op"]
+    if kind == CREATE:
+        f = op["fields"]
+        return f"create {f['first_name']} {f['last_name']} <{f['email']}>"
+    if kind == UPDATE:
+        return "update " + ", ".join(f"{k} {v[0]!r} → {v[1]!r}" for k, v in op["changes"].items())
+    if kind == ADD:
+        return f"add as {', '.join(op['roles'])}"
+    if kind == ROLES:
+        return f"roles {', '.join(op['before'])} → {', '.join(op['roles'])}"
+    return f"remove (was {', '.join(op['before'])})"
+
+
+def _seq(plan: dict[str, Any], index: int) -> int:
+    # After every row number of the file (problems carry those), in plan order.
+    return plan["rows"] + 2 + index
+
+
+def _record_preview(tracker: RunTracker, plan: dict[str, Any]) -> None:
+    with tracker.stage("report", total=len(plan["ops"]), unit="changes"):
+        for index, op in enumerate(plan["ops"]):
+            tracker.item(
+                outcome=PLANNED[op["op"]],
+                key=op["external_id"],
+                label=_label(op)[:300],
+                group=op.get("site", ""),
+                seq=_seq(plan, index),
+                message="Dry run: planned, not sent.",
+                data={"op": op["id"], "kind": op["op"], "dry_run": True},
+            )
+            tracker.advance()
+        tracker.flush_items()
+
+
+# --- applying --------------------------------------------------------------------------
+def _apply(tracker: RunTracker, client: TitanClient, plan: dict[str, Any]) -> None:
+    run = tracker.run
+    tracker.flush_items()
+    # Resumed: keep what went through, forget failed attempts (they are tried again).
+    run.items.filter(data__has_key="op").exclude(outcome__in=DONE_OUTCOMES).delete()
+    done: dict[str, dict[str, Any]] = {
+        data["op"]: data
+        for data in run.items.filter(data__has_key="op", outcome__in=DONE_OUTCOMES).values_list(
+            "data", flat=True
+        )
+    }
+    kept = Counter(run.items.values_list("outcome", flat=True))
+    for outcome in DONE_OUTCOMES:
+        tracker.set_count(outcome, kept.get(outcome, 0))
+    tracker.set_count("failed", kept.get(INVALID_OUTCOME, 0))
+    ids: dict[str, int] = {
+        op["external_id"]: op["user_id"] for op in plan["ops"] if op.get("user_id") is not None
+    }
+    ids.update({d["external_id"]: d["user_id"] for d in done.values() if d.get("user_id")})
+    for stage, kinds in PHASES:
+        ops = [(i, op) for i, op in enumerate(plan["ops"]) if op["op"] in kinds]
+        with tracker.stage(stage, total=len(ops), unit="changes"):
+            for index, op in ops:
+                if op["id"] not in done:
+                    _apply_one(tracker, client, op, ids, seq=_seq(plan, index))
+                tracker.advance()
+
+
+def _apply_one(
+    tracker: RunTracker,
+    client: TitanClient,
+    op: dict[str, Any],
+    ids: dict[str, int],
+    *,
+    seq: int,
+) -> None:
+    kind, ext = op["op"], op["external_id"]
+    data: dict[str, Any] = {
+        "op": op["id"],
+        "kind": kind,
+        "external_id": ext,
+        "user_id": op.get("user_id"),
+    }
+    if "site_id" in op:
+        data.update(site_id=op["site_id"], site=op["site"])
+    message = ""
+    try:
+        if kind == CREATE:
+            message = _create(client, op, data, ids)
+        elif kind == UPDATE:
+            client.update_user(op["user_id"], {f: new for f, (_old, new) in op["changes"].items()})
+            data["changes"] = op["changes"]
+        elif kind in (ADD, ROLES):
+            user_id = op.get("user_id") or ids.get(ext)
+            if user_id is None:
+                raise VendorError(
+                    "Not sent: the user could not be created in Titan (see the create above).",
+                    error_class=ErrorClass.INVALID_DATA,
+                )
+            data["user_id"] = user_id
+            client.set_roles(op["site_id"], user_id, op["roles"])
+            data.update(roles=op["roles"], before=op.get("before"))
+        else:
+            gone = not client.remove_member(op["site_id"], op["user_id"])
+            data["before"] = op["before"]
+            if gone:
+                message = "Already gone from the site (a repeat, or removed meanwhile)."
+    except (AuthError, TransientError):
+        raise  # the run stops (exit 4); a resume goes on from here
+    except VendorError as exc:
+        tracker.item(
+            outcome="failed",
+            key=ext,
+            label=_label(op)[:300],
+            group=op.get("site", ""),
+            seq=seq,
+            error_class=exc.error_class,
+            message=redact(exc.message),
+            data=data,
+        )
+        tracker.count("failed")
+    else:
+        tracker.item(
+            outcome=OUTCOMES[kind],
+            key=ext,
+            label=_label(op)[:300],
+            group=op.get("site", ""),
+            seq=seq,
+            message=message,
+            data=data,
+        )
+        tracker.count(OUTCOMES[kind])
+    # Recorded at once: a worker killed after this line never sends the operation again.
+    tracker.flush_items()
+
+
+def _create(client: TitanClient, op: dict[str, Any], data: dict[str, Any], ids) -> str:
+    ext, fields = op["external_id"], op["fields"]
+    data["fields"] = fields
+    try:
+        user = client.create_user({"external_id": ext, **fields})
+    except DuplicateExternalId:
+        # The user exists (an earlier attempt went through before a crash or a lost
+        # response, or someone created it meanwhile): match by external id, never twice.
+        user = client.find_user(ext, refresh=True)
+        if user is None:
+            raise VendorError(
+                f"Titan answered that external id {ext} exists, but no such user is listed.",
+                error_class=ErrorClass.CONFLICT,
+            ) from None
+        changes = {
+            f: new
+            for f, new in fields.items()
+            if (
+                getattr(user, f).casefold() != new.casefold()
+                if f == "email"
+                else getattr(user, f) != new
+            )
+        }
+        if changes:
+            data["before_fields"] = {f: getattr(user, f) for f in changes}
+            client.update_user(user.id, changes)
+        ids[ext] = user.id
+        data["user_id"] = user.id
+        data["reconciled"] = True
+        return "Already in Titan: matched by external id and reconciled, not created twice."
+    ids[ext] = user.id
+    data["user_id"] = user.id
+    return ""
+
+
+def _applied_items(run: Run) -> list[dict[str, Any]]:
+    """What a finished run changed, in the order it changed it."""
+    return list(
+        run.items.filter(data__has_key="op", outcome__in=DONE_OUTCOMES)
+        .order_by("seq", "id")
+        .values_list("data", flat=True)
+    )
+
+
+def _summary(run: Run, plan: dict[str, Any], *, dry_run: bool) -> str:
+    c = plan["counts"]
+    verdict = run.params.get("verdict") or {}
+    parts = []
+    if run.params.get("undo_of"):
+        parts.append(f"Undo of run #{run.params['undo_of']}")
+    else:
+        parts.append(f"{plan['rows']} rows, {plan['users_in_file']} users")
+    parts.append(
+        f"plan: {c[CREATE]} to create, {c[UPDATE]} to update, {c[ADD]} memberships to add, "
+        f"{c[ROLES]} role sets to change, {c[REMOVE]} memberships to remove, "
+        f"{plan['unchanged']} users unchanged"
+    )
+    if verdict.get("held"):
+        parts.append("guardrail: " + " ".join(verdict["reasons"]))
+    else:
+        parts.append("guardrail: within limits")
+    if dry_run:
+        parts.append("dry run: nothing was sent")
+    else:
+        counts = run.counts
+        parts.append(
+            "applied: "
+            + ", ".join(f"{counts.get(o, 0)} {o.replace('_', ' ')}" for o in DONE_OUTCOMES)
+            + f", {counts.get('failed', 0)} failed"
+        )
+    return "; ".join(parts) + "."
+
+
+# --- undo and the run page ------------------------------------------------------------
+def titan_undo_problem(run: Run) -> str | None:
+    """Why this run cannot be undone, or None."""
+    if run.kind != KIND:
+        return f"Run {run.pk} is not a Titan sync."
+    if run.dry_run:
+        return f"Run {run.pk} is a dry run: it changed nothing."
+    if run.status not in FINISHED_APPLIED:
+        status = run.get_status_display().lower()
+        return f"Run {run.pk} is {status}: only a finished sync can be undone."
+    if not run.items.filter(data__has_key="op", outcome__in=DONE_OUTCOMES).exists():
+        return f"Run {run.pk} changed nothing in Titan."
+    return None
+
+
+def titan_undo_preview(*, run_id: int, triggered_by: str, user=None) -> Run:
+    """A dry run planning the undo of a finished sync: its own preview, then apply."""
+    with transaction.atomic():
+        original = Run.objects.select_for_update().get(pk=run_id)
+        problem = titan_undo_problem(original)
+        if problem:
+            raise InvalidInput(problem)
+        return titan_run_create(
+            upload=None,
+            dry_run=True,
+            triggered_by=triggered_by,
+            user=user,
+            subject=f"undo of run #{original.pk}",
+            extra={"undo_of": original.pk},
+        )
+
+
+class ApplyRefused(Exception):
+    """A preview cannot be applied; the message says why."""
+
+
+def titan_apply_from_preview(
+    *, preview_id: int, triggered_by: str, user=None, approve_reason: str = ""
+) -> Run:
+    """The run that applies a dry run's plan, if Titan still gives the same plan. With a
+    reason, it also lets that plan through its guardrail (recorded as an approval)."""
+    with transaction.atomic():
+        preview = Run.objects.select_for_update().get(pk=preview_id)
+        problem = titan_apply_problem(preview)
+        if problem:
+            raise ApplyRefused(problem)
+        verdict = preview.params.get("verdict") or {}
+        if verdict.get("held") and not approve_reason.strip():
+            raise ApplyRefused(
+                "This plan trips the guardrail: approve it with a reason to apply it."
+            )
+        extra = {
+            "preview_of": preview.pk,
+            "expected_hash": preview.params["plan_hash"],
+        }
+        if approve_reason.strip():
+            extra["approve"] = {"by": triggered_by, "reason": approve_reason.strip()}
+        for key in ("undo_of",):
+            if preview.params.get(key):
+                extra[key] = preview.params[key]
+        upload = RosterUpload.objects.filter(pk=preview.params.get("roster_id")).first()
+        run = titan_run_create(
+            upload=upload,
+            dry_run=False,
+            triggered_by=triggered_by,
+            user=user,
+            subject=preview.subject,
+            extra=extra,
+        )
+        _params_update(preview, applied_as=run.pk)
+    return run
+
+
+def titan_apply_problem(preview: Run) -> str | None:
+    if preview.kind != KIND or not preview.dry_run:
+        return f"Run {preview.pk} is not a Titan preview."
+    if preview.status != RunStatus.SUCCEEDED or not preview.params.get("plan_hash"):
+        return f"Run {preview.pk} has no plan to apply."
+    if preview.params.get("applied_as"):
+        return f"This plan was already sent to be applied as run #{preview.params['applied_as']}."
+    if preview.params.get("discarded"):
+        return "This plan was discarded."
+    return None
+
+
+def titan_preview_discard(*, preview_id: int, triggered_by: str) -> None:
+    with transaction.atomic():
+        preview = Run.objects.select_for_update().get(pk=preview_id)
+        problem = titan_apply_problem(preview)
+        if problem:
+            raise ApplyRefused(problem)
+        _params_update(preview, discarded={"by": triggered_by, "at": timezone.now().isoformat()})
+
+
+def titan_run_actions(run: Run) -> list[RunAction]:
+    """The run page's Titan actions: the plan (with approve/apply/discard) and Undo."""
+    actions = []
+    if run.is_finished and run.params.get("plan_hash"):
+        undecided = not run.approvals.filter(plan_hash=run.params["plan_hash"]).exists()
+        decide = (run.status == RunStatus.HELD and undecided) or (titan_apply_problem(run) is None)
+        actions.append(
+            RunAction(
+                "Review the plan" + (" and decide" if decide else ""),
+                reverse("integrations:titan_plan", args=[run.pk]),
+                primary=decide,
+            )
+        )
+    if run.is_finished and titan_undo_problem(run) is None:
+        actions.append(
+            RunAction(
+                "Undo this sync…",
+                reverse("integrations:titan_undo", args=[run.pk]),
+                method="post",
+            )
+        )
+    return actions
