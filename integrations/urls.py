@@ -1,6 +1,7 @@
 from django.urls import path
 
 from integrations import views
+from integrations.titan import views as titan_views
 
 app_name = "integrations"
 
@@ -11,4 +12,10 @@ urlpatterns = [
     path("apex/rosters/<int:pk>/confirm/", views.apex_confirm, name="apex_confirm"),
     path("apex/runs/<int:pk>/resume/", views.apex_resume, name="apex_resume"),
     path("apex/runs/<int:pk>/error_log.csv", views.apex_error_log, name="apex_error_log"),
+    path("titan/", titan_views.titan_upload, name="titan_upload"),
+    path("titan/runs/<int:pk>/plan/", titan_views.titan_plan, name="titan_plan"),
+    path("titan/runs/<int:pk>/plan.csv", titan_views.titan_plan_csv, name="titan_plan_csv"),
+    path("titan/runs/<int:pk>/apply/", titan_views.titan_apply, name="titan_apply"),
+    path("titan/runs/<int:pk>/decide/", titan_views.titan_decide, name="titan_decide"),
+    path("titan/runs/<int:pk>/undo/", titan_views.titan_undo, name="titan_undo"),
 ]

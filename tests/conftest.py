@@ -200,3 +200,14 @@ def fake_openclass_job(register_kind):
         return register_kind(replace(declared, job=f"tests.fake_jobs.{name}", after_finish=None))
 
     return use
+
+
+@pytest.fixture
+def titan(simulators, settings, tmp_path):
+    """Start a Titan HST simulator (build kwargs); returns it."""
+    from integrations.titan.simulator import build as build_titan
+    from tests import titan_roster_stub
+
+    titan_roster_stub.install()
+    settings.DATA_DIR = tmp_path
+    return lambda **kwargs: simulators(build_titan, "TITAN_BASE_URL", **kwargs)

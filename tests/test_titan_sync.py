@@ -1,0 +1,303 @@
+"""The Titan sync end to end, against the Titan simulator over real HTTP."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from integrations.jobs import job_execute
+from integrations.titan import sync
+from integrations.titan.simulator import DEMO_API_KEY, demo_state
+from integrations.titan.sync import (
+    titan_apply_from_preview,
+    titan_run_from_path,
+    titan_undo_preview,
+)
+from reports.models import Approval, Run, RunStatus
+from reports.services import approval_decide, run_requeue
+
+pytestmark = pytest.mark.django_db
+
+DEMO = Path(__file__).resolve().parent.parent / "integrations/titan/demo"
+SMALL, GUARDRAIL = DEMO / "roster.csv", DEMO / "roster_guardrail.csv"
+
+
+def run_file(path: Path, *, dry_run: bool = False, approve: str = "") -> Run:
+    run = titan_run_from_path(path, dry_run=dry_run, triggered_by="test", approve_reason=approve)
+    return job_execute(run.pk, send_report=False)
+
+
+def expected_state(path: Path, start: dict) -> dict:
+    """What Titan should hold after syncing `path` onto `start`, worked out from the CSV
+    alone: the file's users and memberships, and every other account kept without any."""
+    users = dict(start["users"])
+    members: dict = {}
+    with path.open(newline="") as f:
+        for rec in csv.DictReader(f):
+            ext = rec["external_id"]
+            users[ext] = (rec["first_name"], rec["last_name"], rec["email"])
+            roles = rec["role_names"].replace("|", ";").replace(",", ";").split(";")
+            key = (ext, rec["site_name"])
+            members[key] = members.get(key, frozenset()) | {r.strip() for r in roles if r.strip()}
+    return {"users": users, "members": members}
+
+
+def mutations(sim) -> list:
+    return sim.mutations()
+
+
+def test_the_demo_roster_is_applied_in_order_and_reaches_the_files_state(titan):
+    sim = titan()
+    start = sim.snapshot()
+    run = run_file(SMALL)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert sim.snapshot() == expected_state(SMALL, start)
+    c = run.counts
+    assert (c["to_create"], c["to_update"], c["to_add"], c["to_change_roles"], c["to_remove"]) == (
+        2, 3, 3, 2, 3,
+    )  # fmt: skip
+    assert (c["created"], c["updated"], c["added"], c["roles_changed"], c["removed"]) == (
+        2, 3, 3, 2, 3,
+    )  # fmt: skip
+    assert c["failed"] == 0 and c["unchanged"] == 291
+    # creates and updates, then adds and role changes, then removals last
+    methods = [m for m, _path, _status in mutations(sim)]
+    assert methods == ["POST"] * 2 + ["PATCH"] * 3 + ["PUT"] * 5 + ["DELETE"] * 3
+    # a user who left every site keeps the account
+    assert "000040" in sim.snapshot()["users"]
+    removed = run.items.get(outcome="removed", key="000040")
+    assert removed.data["before"] == list(demo_state()["members"]["Central Kitchen"]["000040"])
+
+
+def test_rerunning_the_same_file_sends_no_mutating_call(titan):
+    sim = titan()
+    assert run_file(SMALL).status == RunStatus.SUCCEEDED
+    sent = len(mutations(sim))
+    again = run_file(SMALL)
+    assert again.status == RunStatus.SUCCEEDED
+    assert len(mutations(sim)) == sent
+    assert again.counts["unchanged"] == 299 and again.counts["to_remove"] == 0
+
+
+def test_a_dry_run_plans_the_same_and_sends_nothing(titan):
+    sim = titan()
+    start = sim.snapshot()
+    run = run_file(SMALL, dry_run=True)
+    assert run.status == RunStatus.SUCCEEDED and run.dry_run
+    assert mutations(sim) == [] and sim.snapshot() == start
+    assert run.counts["to_create"] == 2 and run.counts.get("created", 0) == 0
+    assert run.items.filter(outcome="to_remove").count() == 3
+    assert "dry run: nothing was sent" in run.message
+
+
+def test_a_guardrail_hold_sends_nothing_is_approved_once_and_never_remembered(titan):
+    sim = titan()
+    start = sim.snapshot()
+    held = run_file(GUARDRAIL)
+    assert held.status == RunStatus.HELD
+    assert mutations(sim) == []  # not even the creates or updates
+    assert "TITAN_MAX_REMOVALS=25" in held.message
+    verdict = held.params["verdict"]
+    assert verdict["held"] and verdict["removals"] == 50
+    kitchen = next(s for s in verdict["sites"] if s["site"] == "Central Kitchen")
+    assert kitchen["over"] and kitchen["remove"] == 50
+
+    approval_decide(
+        run_id=held.pk,
+        plan_hash=held.params["plan_hash"],
+        decision="approved",
+        decided_by="user:ada",
+        reason="Central Kitchen closes",
+    )
+    done = job_execute(held.pk, send_report=False)
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    assert done.counts["removed"] == 50
+    assert sim.snapshot() == expected_state(GUARDRAIL, start)
+    assert Approval.objects.filter(run=done).count() == 1
+
+    # The same file on a fresh Titan is held again: the approval was for that run only.
+    sim.load_state(demo_state())
+    again = run_file(GUARDRAIL)
+    assert again.status == RunStatus.HELD
+    assert again.params["plan_hash"] == done.params["plan_hash"]
+    assert len(mutations(sim)) == 50
+
+
+def test_a_changed_titan_after_approval_holds_the_new_plan_instead_of_applying(titan):
+    sim = titan()
+    held = run_file(GUARDRAIL)
+    approval_decide(
+        run_id=held.pk,
+        plan_hash=held.params["plan_hash"],
+        decision="approved",
+        decided_by="user:ada",
+        reason="ok",
+    )
+    sim.load_state({**demo_state(), "roles": [*demo_state()["roles"], "Volunteer"]})
+    sim.members[1][1001] = ["Volunteer"]  # Titan changed meanwhile
+    again = job_execute(held.pk, send_report=False)
+    assert again.status == RunStatus.HELD
+    assert again.params["plan_hash"] != held.params["plan_hash"]
+    assert mutations(sim) == []
+
+
+def test_cli_approve_lets_one_plan_through(titan):
+    sim = titan()
+    run = run_file(GUARDRAIL, approve="Kitchen closes")
+    assert run.status == RunStatus.SUCCEEDED
+    approval = run.approvals.get()
+    assert (approval.decided_by, approval.reason) == ("test", "Kitchen closes")
+    assert len(mutations(sim)) == 50
+
+
+def test_a_preview_is_applied_only_if_titan_still_gives_the_same_plan(titan):
+    sim = titan()
+    preview = run_file(SMALL, dry_run=True)
+    sim.members[1].pop(next(iter(sim.members[1])))  # someone edits Titan meanwhile
+    run = titan_apply_from_preview(preview_id=preview.pk, triggered_by="user:ada")
+    run = job_execute(run.pk, send_report=False)
+    assert run.status == RunStatus.HELD and "changed since" in run.message
+    assert mutations(sim) == []
+    with pytest.raises(sync.ApplyRefused, match="already"):
+        titan_apply_from_preview(preview_id=preview.pk, triggered_by="user:ada")
+
+
+def test_an_unchanged_preview_is_applied(titan):
+    sim = titan()
+    preview = run_file(SMALL, dry_run=True)
+    run = job_execute(
+        titan_apply_from_preview(preview_id=preview.pk, triggered_by="user:ada").pk,
+        send_report=False,
+    )
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.params["plan_hash"] == preview.params["plan_hash"]
+    assert len(mutations(sim)) == 13
+
+
+def test_undo_restores_the_previous_state(titan):
+    sim = titan()
+    start = sim.snapshot()
+    applied = run_file(SMALL)
+    preview = job_execute(
+        titan_undo_preview(run_id=applied.pk, triggered_by="user:ada").pk, send_report=False
+    )
+    assert preview.status == RunStatus.SUCCEEDED and preview.params["undo_of"] == applied.pk
+    c = preview.counts
+    # removals come back (3) and the new users' memberships go (2 adds + 1 added site)
+    assert (c["to_add"], c["to_remove"], c["to_change_roles"], c["to_update"]) == (3, 3, 2, 3)
+    undo = job_execute(
+        titan_apply_from_preview(preview_id=preview.pk, triggered_by="user:ada").pk,
+        send_report=False,
+    )
+    assert undo.status == RunStatus.SUCCEEDED, undo.message
+    after = sim.snapshot()
+    assert after["members"] == start["members"]
+    # created accounts stay (without memberships); every other field is back
+    assert {k: v for k, v in after["users"].items() if k in start["users"]} == start["users"]
+    assert set(after["users"]) - set(start["users"]) == {"000301", "000302"}
+
+
+def test_throttling_ends_in_the_same_final_state(titan):
+    sim = titan(throttle_rate=0.2)
+    start = sim.snapshot()
+    run = run_file(SMALL)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert sim.snapshot() == expected_state(SMALL, start)
+    assert any(status == 429 for _m, _p, status in sim.request_log)
+
+
+class WorkerKilled(BaseException):
+    """Stands for a worker process dying: escapes the job like a SIGKILL would."""
+
+
+def test_a_worker_killed_mid_apply_resumes_to_the_same_final_state(titan, monkeypatch):
+    sim = titan()
+    start = sim.snapshot()
+    real = sync._apply_one
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:  # after the user changes and two memberships
+            raise WorkerKilled
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sync, "_apply_one", dying)
+    # The second create went through but its answer was lost: its repeat answers 409.
+    sim.lose_next_responses("POST", r"/users$", times=1)
+    run = titan_run_from_path(SMALL, dry_run=False, triggered_by="test")
+    with pytest.raises(WorkerKilled):
+        job_execute(run.pk, send_report=False)
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING
+    monkeypatch.setattr(sync, "_apply_one", real)
+    assert run_requeue(run=run, max_resumes=2)
+    done = job_execute(run.pk, send_report=False)
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    assert sim.snapshot() == expected_state(SMALL, start)
+    assert len(sim.snapshot()["users"]) == 302  # nobody created twice
+    # every operation recorded exactly once
+    ops = list(done.items.filter(data__has_key="op").values_list("data__op", flat=True))
+    assert len(ops) == len(set(ops)) == 13
+
+
+# --- the command ---------------------------------------------------------------------------
+def command(*args: str):
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("sync_titan", *args, "--json", stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exited:
+        code = exited.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_command_json_summary_and_exit_codes(titan):
+    titan()
+    code, out, _ = command(str(GUARDRAIL))
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 3 and summary["status"] == "held" and summary["kind"] == "titan_sync"
+    assert summary["counts"]["removed"] == 0 and summary["counts"]["failed"] == 0
+    code, out, _ = command(str(GUARDRAIL), "--approve", "--reason", "Kitchen closes")
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["counts"]["removed"] == 50
+
+
+@pytest.mark.parametrize("missing", ["TITAN_BASE_URL", "TITAN_API_KEY"])
+def test_a_missing_setting_exits_2_naming_it_and_sends_nothing(titan, settings, missing):
+    sim = titan()
+    setattr(settings, missing, "")
+    code, out, err = command(str(SMALL))
+    assert code == 2 and missing in err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "invalid"
+    assert sim.request_log == []
+
+
+def test_a_wrong_key_exits_4_and_the_key_appears_nowhere(titan, settings, caplog):
+    titan()
+    wrong = "wrong-titan-key-3f9a7b"
+    settings.TITAN_API_KEY = wrong
+    with caplog.at_level(logging.DEBUG):
+        code, out, err = command(str(SMALL))
+    assert code == 4
+    run = Run.objects.get()
+    assert run.status == RunStatus.FAILED and "TITAN_API_KEY" in run.message
+    stored = " ".join(
+        [out, err, caplog.text, run.message, json.dumps(run.params), json.dumps(run.counts)]
+        + [f"{i.message} {i.data}" for i in run.items.all()]
+    )
+    assert wrong not in stored and DEMO_API_KEY not in stored
+
+
+def test_approve_without_a_reason_is_a_usage_error(titan):
+    with pytest.raises(CommandError, match="--reason") as caught:
+        command(str(SMALL), "--approve")
+    assert caught.value.returncode == 2
+    assert not Run.objects.exists()
