@@ -1,0 +1,80 @@
+"""Planning at scale: a Titan state and a roster CSV of any size, and the time each step
+takes (`manage.py titan_plan_bench`, docs/titan.md). No vendor, no database."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+from integrations.titan.plan import Limits, guardrail_check, plan_compute
+from integrations.titan.records import TitanSite, TitanState, TitanUser
+
+ROLES = ["Teacher", "Staff", "Cashier", "Kitchen Manager", "Principal"]
+
+
+def bench_state(memberships: int, *, sites: int = 50) -> TitanState:
+    """`memberships` users, one membership each, spread over `sites` sites."""
+    site_list = [TitanSite(i + 1, f"School {i + 1:03d}") for i in range(sites)]
+    users = []
+    members: dict[int, dict[int, list[str]]] = {s.id: {} for s in site_list}
+    for n in range(memberships):
+        user_id = 100_000 + n
+        users.append(TitanUser(user_id, f"{n:07d}", f"First{n}", f"Last{n}", f"u{n}@d.test"))
+        members[site_list[n % sites].id][user_id] = [ROLES[n % 3]]
+    return TitanState(sites=site_list, roles=ROLES, users=users, members=members)
+
+
+def bench_csv(path: Path, state: TitanState, *, change_every: int = 100) -> int:
+    """The state as a roster, with every `change_every`-th row changed (role, email, or the
+    row dropped, i.e. a removal); returns the number of rows written."""
+    site_names = {s.id: s.name for s in state.sites}
+    site_of = {uid: sid for sid, members in state.members.items() for uid in members}
+    written = 0
+    with path.open("w", newline="", encoding="utf-8") as out:
+        w = csv.writer(out)
+        w.writerow(["external_id", "first_name", "last_name", "email", "site_name", "role_names"])
+        for n, user in enumerate(state.users):
+            sid = site_of[user.id]
+            roles = state.members[sid][user.id]
+            email = user.email
+            if n % change_every == 1:
+                roles = [*roles, "Principal"]
+            elif n % change_every == 2:
+                email = f"new.{user.email}"
+            elif n % change_every == 3:
+                continue
+            w.writerow(
+                [
+                    user.external_id,
+                    user.first_name,
+                    user.last_name,
+                    email,
+                    site_names[sid],
+                    ";".join(roles),
+                ]
+            )
+            written += 1
+    return written
+
+
+def bench_plan(path: Path, state: TitanState) -> dict[str, Any]:
+    """Seconds per step: read and validate the CSV, plan, guardrail."""
+    from integrations.titan.roster import titan_roster_read
+
+    timings: dict[str, Any] = {}
+    began = time.perf_counter()
+    roster = titan_roster_read(path, sites=[s.name for s in state.sites], roles=list(state.roles))
+    timings["read_and_validate"] = time.perf_counter() - began
+    began = time.perf_counter()
+    plan = plan_compute(state, roster.rows)
+    timings["plan"] = time.perf_counter() - began
+    began = time.perf_counter()
+    verdict = guardrail_check(plan, Limits(max_removals=25, max_percent=10))
+    timings["guardrail"] = time.perf_counter() - began
+    timings["rows"] = len(roster.rows)
+    timings["memberships"] = state.membership_count
+    timings["ops"] = plan["counts"]
+    timings["held"] = verdict["held"]
+    return timings
