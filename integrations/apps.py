@@ -12,7 +12,10 @@ class IntegrationsConfig(AppConfig):
 
         from integrations import registry
         from reports.actions import register_run_actions
+        from reports.sections import register_report_sections
 
         for declared in registry.kinds().values():
             if declared.run_actions:
                 register_run_actions(declared.kind, import_string(declared.run_actions))
+            if declared.report_sections:
+                register_report_sections(declared.kind, import_string(declared.report_sections))

@@ -67,6 +67,8 @@ class JobKind:
     resume: Resume
     after_finish: str | None = None  # dotted path of hook(run) -> None, once a run is closed
     run_actions: str | None = None  # dotted path of provider(run) -> list[RunAction]
+    # dotted path of provider(run, *, row_limit) -> list[reports.sections.ReportSection]
+    report_sections: str | None = None
     simulator: SimulatorSpec | None = None
     schedule: CohortSchedule | None = None  # None for push jobs
 

@@ -14,7 +14,8 @@ from django.urls import reverse
 
 from reports import selectors
 from reports.constants import ErrorClass
-from reports.models import Run, RunStatus
+from reports.models import Approval, Run, RunStatus
+from reports.sections import report_sections
 
 # The email lists this many failures; the rest are in the attached CSV and on the run page.
 EMAIL_FAILURE_LIMIT = 200
@@ -110,7 +111,16 @@ def run_report(run: Run, *, failure_limit: int = EMAIL_FAILURE_LIMIT) -> dict[st
     failures = list(selectors.run_failures(run=run)[:failure_limit]) if failures_total else []
     error_labels = dict(ErrorClass.choices)
     colour, background = STATUS_COLOURS.get(status, _DEFAULT_COLOURS)
+    approvals = list(Approval.objects.filter(run=run).order_by("decided_at", "id"))
+    plan_hash = (run.params or {}).get("plan_hash")
+    awaiting_approval = (
+        status == RunStatus.HELD
+        and bool(plan_hash)
+        and not any(a.plan_hash == plan_hash for a in approvals)
+    )
     headline = f"{status.label.lower()} ({counts_summary(run.counts)})"
+    if awaiting_approval:
+        headline = f"held, waiting for approval ({counts_summary(run.counts)})"
     title = run_title(run)
     return {
         "run": run,
@@ -142,6 +152,9 @@ def run_report(run: Run, *, failure_limit: int = EMAIL_FAILURE_LIMIT) -> dict[st
         "failures_total": failures_total,
         "failures_more": max(failures_total - len(failures), 0),
         "message": run.message,
+        "approvals": approvals,
+        "awaiting_approval": awaiting_approval,
+        "sections": report_sections(run, row_limit=EMAIL_FAILURE_LIMIT),
         "error_class": run.error_class,
         "error_class_label": error_labels.get(run.error_class, run.error_class),
         "run_url": run_url(run),

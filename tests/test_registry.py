@@ -37,7 +37,7 @@ def test_every_declared_kind_is_fully_declared(kind):
     assert declared.summary_keys and "failed" in declared.summary_keys
     assert len(set(declared.summary_keys)) == len(declared.summary_keys)
     assert declared.resume in (Resume.RESTART, Resume.CONTINUE)
-    for hook in (declared.after_finish, declared.run_actions):
+    for hook in (declared.after_finish, declared.run_actions, declared.report_sections):
         if hook:
             assert callable(import_string(hook))
     if declared.simulator:

@@ -54,6 +54,7 @@ from integrations.titan.records import TitanState
 from reports.actions import RunAction
 from reports.constants import ErrorClass
 from reports.models import Run, RunKind, RunStatus
+from reports.sections import ReportSection
 from reports.services import RunTracker, approval_for, approval_record, run_create
 
 logger = logging.getLogger(__name__)
@@ -720,3 +721,81 @@ def titan_run_actions(run: Run) -> list[RunAction]:
             )
         )
     return actions
+
+
+def titan_report_sections(run: Run, *, row_limit: int | None = None) -> list[ReportSection]:
+    """The report's Titan part: the guardrail verdict per site, the plan, the removals."""
+    verdict = run.params.get("verdict")
+    if not verdict:
+        return []
+    if verdict["held"]:
+        lines = ["Held: " + " ".join(verdict["reasons"])]
+    else:
+        lines = [
+            f"Within limits: {verdict['removals']} of {verdict['current']} memberships "
+            f"({verdict['percent']:g}%) removed; limits {verdict['max_removals']} and "
+            f"{verdict['max_percent']:g}% overall and per site."
+        ]
+    site_rows = tuple(
+        (
+            s["site"],
+            s["current"],
+            s["add"],
+            s["roles"],
+            s["remove"],
+            f"{s['percent']:g}%",
+            f"{s['max_removals']} / {s['max_percent']:g}%" + (" (site)" if s["overridden"] else ""),
+        )
+        for s in verdict["sites"]
+    )
+    sections = [
+        ReportSection(
+            "Guardrail",
+            lines=tuple(lines),
+            columns=("site", "current", "add", "role changes", "remove", "share", "limits"),
+            rows=site_rows,
+            warning=verdict["held"],
+        )
+    ]
+    plan = plan_load(run.params.get("plan_hash"))
+    if plan is not None:
+        c = plan["counts"]
+        sections.append(
+            ReportSection(
+                "Plan",
+                lines=(
+                    f"Plan {plan['hash'][:12]}: {c[CREATE]} users to create, {c[UPDATE]} to "
+                    f"update, {c[ADD]} memberships to add, {c[ROLES]} role sets to change, "
+                    f"{c[REMOVE]} memberships to remove; {plan['unchanged']} users unchanged.",
+                ),
+            )
+        )
+        removals = [op for op in plan["ops"] if op["op"] == REMOVE]
+        if removals:
+            shown = removals[:row_limit] if row_limit else removals
+            sections.append(
+                ReportSection(
+                    "Memberships to remove"
+                    if run.dry_run or run.status == RunStatus.HELD
+                    else "Memberships removed (as planned)",
+                    columns=("external_id", "site", "roles it had"),
+                    rows=tuple(
+                        (op["external_id"], op["site"], ", ".join(op["before"])) for op in shown
+                    ),
+                    more=len(removals) - len(shown),
+                )
+            )
+    since = run.params.get("since_last") or {}
+    if since.get("columns_added") or since.get("columns_removed"):
+        sections.append(
+            ReportSection(
+                "Columns changed since the last sync",
+                lines=(
+                    f"Compared with run #{since['run']}'s file: new "
+                    f"{', '.join(since.get('columns_added') or ['none'])}; gone "
+                    f"{', '.join(since.get('columns_removed') or ['none'])}.",
+                ),
+                warning=True,
+            )
+        )
+    return sections
