@@ -178,7 +178,7 @@ def test_an_unclosed_quote_is_reported_not_swallowed_silently():
     # Issue 7: the rows after an unclosed quote would vanish into one value, so the file
     # is refused as a whole, naming the line where the quote opens.
     message = refusal('ClassroomName,StudentId\nA,"S1\nB,S2\n')
-    assert message.startswith("Line 2: the quote that opens the \"StudentId\" value")
+    assert message.startswith('Line 2: the quote that opens the "StudentId" value')
     assert "never closed" in message
 
 
