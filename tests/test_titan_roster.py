@@ -365,7 +365,7 @@ def test_counts_and_users_with_problems():
     }
     assert roster.users_with_problems == {"000902", "000903"}
     assert {p.row: p.site_name for p in roster.problems} == {
-        4: "North High",
+        3: "North High",
         5: "North High",
         6: "Mars",
     }
