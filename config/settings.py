@@ -240,8 +240,6 @@ TITAN_ROLES_PATH = env.str("TITAN_ROLES_PATH", default="/api/v1/roles")
 TITAN_MEMBERS_PATH = env.str("TITAN_MEMBERS_PATH", default="/api/v1/sites/{site_id}/members")
 TITAN_PER_PAGE = env.int("TITAN_PER_PAGE", default=100)
 TITAN_REQUESTS_PER_SECOND = env.float("TITAN_REQUESTS_PER_SECOND", default=5.0)
-# Extra CSV header names, e.g. "employee_id=external_id,school=site_name".
-TITAN_HEADER_ALIASES = env.dict("TITAN_HEADER_ALIASES", default={})
 
 CANVAS_BASE_URL = env.str("CANVAS_BASE_URL", default="")
 CANVAS_TOKEN = env.str("CANVAS_TOKEN", default="")

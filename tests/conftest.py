@@ -206,8 +206,6 @@ def fake_openclass_job(register_kind):
 def titan(simulators, settings, tmp_path):
     """Start a Titan HST simulator (build kwargs); returns it."""
     from integrations.titan.simulator import build as build_titan
-    from tests import titan_roster_stub
 
-    titan_roster_stub.install()
     settings.DATA_DIR = tmp_path
     return lambda **kwargs: simulators(build_titan, "TITAN_BASE_URL", **kwargs)

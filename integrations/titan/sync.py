@@ -51,6 +51,12 @@ from integrations.titan.plan import (
     undo_plan,
 )
 from integrations.titan.records import TitanState
+from integrations.titan.roster import (
+    DUPLICATE,
+    TitanRoster,
+    titan_header_changes,
+    titan_roster_read,
+)
 from reports.actions import RunAction
 from reports.constants import ErrorClass
 from reports.models import Run, RunKind, RunStatus
@@ -276,7 +282,7 @@ def _plan(
     limits = titan_limits()
     with tracker.stage("read", unit="pages"):
         state = client.read_state(on_page=tracker.advance)
-    header: list[str] | None = None
+    header: dict[str, Any] | None = None
     if original is not None:
         with tracker.stage("plan"):
             plan = undo_plan(_applied_items(original), state)
@@ -284,7 +290,7 @@ def _plan(
         assert upload is not None
         with tracker.stage("validate", unit="rows"):
             roster = _read_roster(upload, state)
-            header = list(getattr(roster, "header", None) or [])
+            header = roster.header.as_dict()
             protected = _record_problems(tracker, roster)
         with tracker.stage("plan"):
             plan = plan_compute(state, roster.rows, protected=protected)
@@ -333,38 +339,32 @@ def _plan(
     return plan
 
 
-def _read_roster(upload: RosterUpload, state: TitanState):
-    from integrations.titan.roster import titan_roster_read
-
+def _read_roster(upload: RosterUpload, state: TitanState) -> TitanRoster:
     return titan_roster_read(
         upload.path,
         sites=[site.name for site in state.sites],
         roles=list(state.roles),
-        aliases=settings.TITAN_HEADER_ALIASES or None,
+        aliases=None,  # TITAN_HEADER_ALIASES
     )
 
 
-def _record_problems(tracker: RunTracker, roster: Any) -> set[str]:
-    """Each problem row is an item; a user with one is protected from removals."""
-    protected: set[str] = set()
+def _record_problems(tracker: RunTracker, roster: TitanRoster) -> set[str]:
+    """Each problem row is an item; a user with an invalid row is protected from removals
+    (their row was meant, but is broken: a missing membership is not a removal)."""
     invalid = skipped = 0
     for problem in roster.problems:
-        external_id = str(getattr(problem, "external_id", "") or "")
-        duplicate = getattr(problem, "kind", "invalid") == "duplicate"
-        if not duplicate and external_id:
-            protected.add(external_id)
+        duplicate = problem.kind == DUPLICATE
         invalid += not duplicate
         skipped += duplicate
-        row = getattr(problem, "row", 0) or 0
         tracker.item(
             outcome=SKIPPED if duplicate else INVALID_OUTCOME,
-            key=external_id,
-            label=f"Row {row}" if row else "File",
-            group=str(getattr(problem, "site_name", "") or ""),
-            seq=row,
+            key=problem.external_id,
+            label=f"Row {problem.row}" if problem.row else "File",
+            group=problem.site_name,
+            seq=problem.row,
             error_class="" if duplicate else ErrorClass.INVALID_DATA,
-            message=str(getattr(problem, "message", problem)),
-            data={"row": row, "column": str(getattr(problem, "column", "") or "")},
+            message=problem.message,
+            data={"row": problem.row, "column": problem.column},
         )
     with transaction.atomic():
         tracker.flush_items()
@@ -372,10 +372,10 @@ def _record_problems(tracker: RunTracker, roster: Any) -> set[str]:
     tracker.set_count(SKIPPED, skipped)
     # An invalid row did not go through: it counts as failed (exit status 1).
     tracker.set_count("failed", invalid)
-    return protected
+    return set(roster.users_with_problems)
 
 
-def _since_last(run: Run, header: list[str] | None) -> dict[str, Any] | None:
+def _since_last(run: Run, header: dict[str, Any] | None) -> dict[str, Any] | None:
     """The last applied sync, and how this file's columns differ from its file's."""
     last = (
         Run.objects.filter(kind=KIND, dry_run=False, status__in=FINISHED_APPLIED)
@@ -386,18 +386,16 @@ def _since_last(run: Run, header: list[str] | None) -> dict[str, Any] | None:
     )
     if last is None:
         return None
-    info: dict[str, Any] = {
+    before = last.params.get("header")
+    return {
         "run": last.pk,
         "finished_at": last.finished_at.isoformat() if last.finished_at else "",
         "file": last.subject,
         "counts": {k: v for k, v in last.counts.items() if k in DONE_OUTCOMES},
+        "column_changes": (
+            titan_header_changes(before, header) if header is not None and before else []
+        ),
     }
-    before = last.params.get("header")
-    if header is not None and before is not None and before != header:
-        info["columns_added"] = [c for c in header if c not in before]
-        info["columns_removed"] = [c for c in before if c not in header]
-        info["columns_reordered"] = not info["columns_added"] and not info["columns_removed"]
-    return info
 
 
 def _label(op: dict[str, Any]) -> str:
@@ -786,14 +784,13 @@ def titan_report_sections(run: Run, *, row_limit: int | None = None) -> list[Rep
                 )
             )
     since = run.params.get("since_last") or {}
-    if since.get("columns_added") or since.get("columns_removed"):
+    if since.get("column_changes"):
         sections.append(
             ReportSection(
                 "Columns changed since the last sync",
                 lines=(
-                    f"Compared with run #{since['run']}'s file: new "
-                    f"{', '.join(since.get('columns_added') or ['none'])}; gone "
-                    f"{', '.join(since.get('columns_removed') or ['none'])}.",
+                    f"Compared with the file of run #{since['run']}:",
+                    *since["column_changes"],
                 ),
                 warning=True,
             )
