@@ -267,3 +267,13 @@ def test_per_site_count_override_holds_and_another_override_lets_through():
     assert held["held"] is True
     loose = Limits(max_removals=25, max_percent=10, sites={"North High": (None, 20)})
     assert guardrail_check(plan2, loose)["held"] is False
+
+
+def test_the_bench_plans_a_generated_roster(tmp_path):
+    from integrations.titan.bench import bench_csv, bench_plan, bench_state
+
+    state = bench_state(1000, sites=5)
+    rows = bench_csv(tmp_path / "bench.csv", state)
+    result = bench_plan(tmp_path / "bench.csv", state)
+    assert result["rows"] == rows == 990
+    assert result["ops"] == {"create": 0, "update": 10, "add": 0, "roles": 10, "remove": 10}
