@@ -104,9 +104,7 @@ def test_a_held_preview_needs_a_reason_and_records_the_approval(titan, staff, ad
 
 def test_a_held_run_is_approved_from_its_plan_page_once(titan, staff):
     sim = titan()
-    held = job_execute(
-        titan_run_from_path(GUARDRAIL, dry_run=False, triggered_by="cli:ops").pk
-    )
+    held = job_execute(titan_run_from_path(GUARDRAIL, dry_run=False, triggered_by="cli:ops").pk)
     assert held.status == RunStatus.HELD
     # the report email says it waits for approval, with a link
     held_mail = mail.outbox[-1]
@@ -118,7 +116,11 @@ def test_a_held_run_is_approved_from_its_plan_page_once(titan, staff):
     page = staff.get(reverse("integrations:titan_plan", args=[held.pk])).content.decode()
     assert 'value="approve"' in page
     url = reverse("integrations:titan_decide", args=[held.pk])
-    form = {"plan_hash": held.params["plan_hash"], "reason": "Kitchen closes", "decision": "approve"}
+    form = {
+        "plan_hash": held.params["plan_hash"],
+        "reason": "Kitchen closes",
+        "decision": "approve",
+    }
     staff.post(url, form)
     held.refresh_from_db()
     assert held.status == RunStatus.SUCCEEDED
