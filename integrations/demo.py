@@ -11,3 +11,5 @@ DEMO_USERS = {
 }
 
 DEMO_ROSTER = Path(__file__).resolve().parent / "apex" / "demo" / "roster.csv"
+TITAN_DEMO_ROSTER = Path(__file__).resolve().parent / "titan" / "demo" / "roster.csv"
+TITAN_GUARDRAIL_ROSTER = Path(__file__).resolve().parent / "titan" / "demo" / "roster_guardrail.csv"

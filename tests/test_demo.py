@@ -14,9 +14,10 @@ from reports.models import Run, RunKind, RunStatus
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, apex, settings):
+def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, apex, titan, settings):
     openclass()
     apex()
+    titan()
     settings.OPENCLASS_REQUESTS_PER_SECOND = 0
     call_command("demo_seed")
     assert Cohort.objects.count() == len(DEMO_CLASSES) >= 3
@@ -27,6 +28,9 @@ def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, apex, setting
     # The demo roster exercises every outcome, failures included.
     assert enrollment.status == RunStatus.PARTIAL
     assert {"enrolled", "already_enrolled", "failed"} <= set(enrollment.counts)
+    # A Titan run of the small demo roster sits in the run list.
+    sync = Run.objects.get(kind=RunKind.TITAN_SYNC)
+    assert sync.status == RunStatus.SUCCEEDED and sync.counts["created"] == 2
     admin, mentor = User.objects.get(username="admin"), User.objects.get(username="mentor")
     assert admin.is_staff and not mentor.is_staff
     assert admin.check_password("classbridge-admin")
@@ -38,5 +42,6 @@ def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, apex, setting
     assert Cohort.objects.count() == len(DEMO_CLASSES)
     assert sum(c.progressions.count() for c in Cohort.objects.all()) == progressions
     assert Run.objects.filter(kind=RunKind.APEX_ENROLL).count() == 1
+    assert Run.objects.filter(kind=RunKind.TITAN_SYNC).count() == 1
     rerun = pulls.order_by("-id").first()
     assert rerun.counts.get("created", 0) == 0 and rerun.counts.get("updated", 0) == 0

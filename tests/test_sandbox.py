@@ -84,3 +84,34 @@ def test_wrong_password_is_refused(sandbox):
     _, servers = sandbox
     with pytest.raises(AuthError):
         client_for(sandbox_env(servers), password="not-the-demo-password").login()
+
+
+def test_sandbox_serves_titan_with_its_demo_key(sandbox):
+    import requests
+
+    from integrations.titan.simulator import DEMO_API_KEY
+
+    _base, servers = sandbox
+    env = sandbox_env(servers)
+    assert env["TITAN_API_KEY"] == DEMO_API_KEY
+    url = f"{env['TITAN_BASE_URL']}/api/v1/sites"
+    assert requests.get(url, headers={"X-API-Key": DEMO_API_KEY}, timeout=5).status_code == 200
+    assert requests.get(url, headers={"X-API-Key": "wrong"}, timeout=5).status_code == 401
+
+
+def test_the_sandbox_command_gives_titan_its_throttle_rate(monkeypatch):
+    from django.core.management import call_command
+
+    from integrations.management.commands import sandbox as command
+
+    seen = {}
+
+    def fake_start(**kwargs):
+        seen.update(kwargs)
+        return {}
+
+    monkeypatch.setattr(command, "sandbox_start", fake_start)
+    with pytest.raises(Exception, match="no simulator"):
+        call_command("sandbox", "--titan-throttle-rate", "0.2", "--token-lifetime", "60")
+    assert seen["options"]["titan"] == {"token_lifetime": 60, "throttle_rate": 0.2}
+    assert seen["options"]["apex"] == {"token_lifetime": 60}

@@ -359,6 +359,13 @@ def demo_state(*, seed: int = 7, users: int = DEMO_USERS) -> dict[str, Any]:
     return state
 
 
-def build(seed: int = 7, latency_ms: int = 0, fail_rate: float = 0.0, **kw: Any) -> TitanSimulator:
-    """The sandbox's Titan HST (demo data, key `DEMO_API_KEY`)."""
+def build(
+    seed: int = 7,
+    latency_ms: int = 0,
+    fail_rate: float = 0.0,
+    token_lifetime: int | None = None,
+    **kw: Any,
+) -> TitanSimulator:
+    """The sandbox's Titan HST (demo data, key `DEMO_API_KEY`). Titan authenticates by
+    API key, so `token_lifetime` (given to every simulator by the sandbox) is not used."""
     return TitanSimulator(seed=seed, latency_ms=latency_ms, fail_rate=fail_rate, **kw)

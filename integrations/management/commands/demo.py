@@ -17,7 +17,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from integrations.demo import DEMO_ROSTER, DEMO_USERS
+from integrations.demo import DEMO_ROSTER, DEMO_USERS, TITAN_GUARDRAIL_ROSTER
 from integrations.sandbox import DEFAULT_PORT, sandbox_env, sandbox_start
 
 
@@ -107,6 +107,8 @@ class Command(BaseCommand):
             f"  Mentor    {DEMO_USERS['mentor'][0]} / {DEMO_USERS['mentor'][1]}  (their cohorts)",
             f"  Emails    {mail_dir}/",
             f"  APEX      upload {DEMO_ROSTER} at {site_url}/integrations/apex/",
+            f"  Titan     upload {TITAN_GUARDRAIL_ROSTER} at {site_url}/integrations/titan/"
+            " (held by the guardrail)",
         ]
         for name, server in servers.items():
             lines.append(f"  Simulator {name:<10} {server.base_url}")

@@ -12,11 +12,12 @@ from django.core.management.base import BaseCommand
 
 from cohorts.models import Cohort, Source
 from integrations.apex.enroll import apex_run_from_path
-from integrations.demo import DEMO_ROSTER, DEMO_USERS
+from integrations.demo import DEMO_ROSTER, DEMO_USERS, TITAN_DEMO_ROSTER
 from integrations.jobs import job_execute
 from integrations.openclass.pull import openclass_run_create
 from integrations.openclass.simulator import DEMO_CLASSES
 from integrations.schedules import schedules_sync
+from integrations.titan.sync import titan_run_from_path
 from reports.models import Run, RunKind
 
 
@@ -63,6 +64,12 @@ class Command(BaseCommand):
             run = job_execute(run.pk)
             counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
             self.stderr.write(f"  enrolled the demo roster into APEX: {run.status} {counts}")
+        if settings.TITAN_API_KEY and not Run.objects.filter(kind=RunKind.TITAN_SYNC).exists():
+            # One sync of the small demo roster, so the runs list holds a Titan run.
+            run = titan_run_from_path(TITAN_DEMO_ROSTER, dry_run=False, triggered_by="system:demo")
+            run = job_execute(run.pk)
+            counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
+            self.stderr.write(f"  synced the demo roster into Titan HST: {run.status} {counts}")
 
     def _user(self, key: str, *, staff: bool) -> User:
         username, password, full_name = DEMO_USERS[key]

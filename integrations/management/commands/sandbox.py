@@ -26,6 +26,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=7, help="Seed of the demo data.")
         parser.add_argument(
+            "--titan-throttle-rate",
+            type=float,
+            default=0.0,
+            help="Share of Titan requests (0..1) answered 429 with Retry-After.",
+        )
+        parser.add_argument(
             "--token-lifetime",
             type=int,
             default=None,
@@ -36,6 +42,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if not 0 <= options["fail_rate"] <= 1:
             raise CommandError("--fail-rate must be between 0 and 1")
+        if not 0 <= options["titan_throttle_rate"] <= 1:
+            raise CommandError("--titan-throttle-rate must be between 0 and 1")
+        titan = {"throttle_rate": options["titan_throttle_rate"]}
         extra = {}
         if options["token_lifetime"] is not None:
             extra = {"token_lifetime": options["token_lifetime"]}
@@ -45,7 +54,10 @@ class Command(BaseCommand):
             seed=options["seed"],
             latency_ms=options["latency_ms"],
             fail_rate=options["fail_rate"],
-            options={spec.name: extra for spec in registry.simulators()},
+            options={
+                spec.name: {**extra, **titan} if spec.name == "titan" else extra
+                for spec in registry.simulators()
+            },
         )
         if not servers:
             raise CommandError("no simulator is available")
