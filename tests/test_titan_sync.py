@@ -301,3 +301,73 @@ def test_approve_without_a_reason_is_a_usage_error(titan):
         command(str(SMALL), "--approve")
     assert caught.value.returncode == 2
     assert not Run.objects.exists()
+
+
+# --- limits, problems and the simulator's contract ---------------------------------------
+def test_a_site_override_in_the_admin_lets_a_large_site_through(titan, settings):
+    from integrations.models import TitanSiteLimit
+
+    sim = titan()
+    settings.TITAN_MAX_REMOVALS = 60
+    settings.TITAN_MAX_REMOVAL_PERCENT = 20
+    assert run_file(GUARDRAIL, dry_run=True).params["verdict"]["held"]  # 100% of the site
+    TitanSiteLimit.objects.create(site_name="central KITCHEN", max_removal_percent=100)
+    run = run_file(GUARDRAIL)
+    assert run.status == RunStatus.SUCCEEDED
+    kitchen = next(s for s in run.params["verdict"]["sites"] if s["site"] == "Central Kitchen")
+    assert kitchen["overridden"] and kitchen["max_percent"] == 100
+    assert len(mutations(sim)) == 50
+
+
+def test_bad_guardrail_settings_stop_before_anything_is_sent(titan, settings):
+    sim = titan()
+    settings.TITAN_MAX_REMOVAL_PERCENT = 150
+    run = run_file(SMALL)
+    assert run.status == RunStatus.INVALID and "TITAN_MAX_REMOVAL_PERCENT" in run.message
+    assert sim.request_log == []
+
+
+def test_a_broken_row_is_reported_and_its_user_keeps_every_membership(titan, tmp_path):
+    sim = titan()
+    lines = SMALL.read_text().splitlines()
+    # 000004 (Central Kitchen, Teacher) gets a role Titan does not know; 000005 no role.
+    broken = []
+    for line in lines:
+        if line.startswith("000004,"):
+            line = line.rsplit(",", 1)[0] + ",Wizard"
+        elif line.startswith("000005,"):
+            line = line.rsplit(",", 1)[0] + ","
+        broken.append(line)
+    path = tmp_path / "broken.csv"
+    path.write_text("\n".join(broken) + "\n")
+    before = sim.snapshot()["members"]
+    run = run_file(path)
+    assert run.status == RunStatus.PARTIAL  # exit 1: two rows did not go through
+    invalid = run.items.filter(outcome="invalid")
+    assert sorted(invalid.values_list("key", flat=True)) == ["000004", "000005"]
+    assert all(i.error_class == "invalid_data" and i.message for i in invalid)
+    after = sim.snapshot()["members"]
+    for key, roles in before.items():
+        if key[0] in ("000004", "000005"):
+            assert after[key] == roles  # not removed, not changed
+    assert run.counts["to_remove"] == 3
+
+
+def test_the_simulator_caps_pages_and_answers_the_contracts_errors(titan, settings):
+    import requests
+
+    titan()
+    base, headers = settings.TITAN_BASE_URL, {"X-API-Key": DEMO_API_KEY}
+    page = requests.get(f"{base}/api/v1/users?per_page=500", headers=headers, timeout=5).json()
+    assert len(page["data"]) == 100 and page["meta"]["total_pages"] == 3
+    default = requests.get(f"{base}/api/v1/users", headers=headers, timeout=5).json()
+    assert len(default["data"]) == 25 and default["meta"]["total_pages"] == 12
+    body = {"external_id": "000001", "first_name": "a", "last_name": "b", "email": "a@b.test"}
+    dup = requests.post(f"{base}/api/v1/users", json=body, headers=headers, timeout=5)
+    assert dup.status_code == 409 and dup.json()["error"]["code"] == "duplicate_external_id"
+    member = f"{base}/api/v1/sites/1/members/1001"
+    for roles in ([], ["Wizard"]):
+        bad = requests.put(member, json={"roles": roles}, headers=headers, timeout=5)
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+    wrong = requests.get(f"{base}/api/v1/sites", headers={"X-API-Key": "nope"}, timeout=5)
+    assert wrong.status_code == 401 and "nope" not in wrong.text

@@ -610,7 +610,7 @@ def titan_undo_problem(run: Run) -> str | None:
         return f"Run {run.pk} is not a Titan sync."
     if run.dry_run:
         return f"Run {run.pk} is a dry run: it changed nothing."
-    if run.status not in FINISHED_APPLIED:
+    if run.status not in (*FINISHED_APPLIED, RunStatus.FAILED):
         status = run.get_status_display().lower()
         return f"Run {run.pk} is {status}: only a finished sync can be undone."
     if not run.items.filter(data__has_key="op", outcome__in=DONE_OUTCOMES).exists():
