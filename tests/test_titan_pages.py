@@ -176,3 +176,19 @@ def test_the_plan_csv_lists_every_operation(titan, staff):
 def test_mentors_see_nothing(client, mentor_a, name, args):
     client.force_login(mentor_a)
     assert client.get(reverse(name, args=args)).status_code == 404
+
+
+def test_site_limits_are_edited_in_the_admin_and_validated(staff):
+    from integrations.models import TitanSiteLimit
+
+    url = reverse("admin:integrations_titansitelimit_add")
+    assert staff.get(url).status_code == 200
+    staff.post(
+        url, {"site_name": "  Central   Kitchen ", "max_removals": "", "max_removal_percent": ""}
+    )
+    assert not TitanSiteLimit.objects.exists()  # neither limit set: refused
+    staff.post(url, {"site_name": "Central Kitchen", "max_removal_percent": "150"})
+    assert not TitanSiteLimit.objects.exists()
+    staff.post(url, {"site_name": "  Central   Kitchen ", "max_removals": "60"})
+    assert TitanSiteLimit.objects.get().site_name == "Central Kitchen"
+    assert staff.get(reverse("admin:reports_approval_changelist")).status_code == 200
