@@ -50,8 +50,6 @@ def test_every_declared_kind_is_fully_declared(kind):
         assert declared.schedule.source in Source.values
         start = inspect.signature(import_string(declared.schedule.start)).parameters
         assert {"cohort_id", "triggered_by", "user"} <= set(start)
-        # A pull re-reads everything, so a resumed pull starts again from scratch.
-        assert declared.resume == Resume.RESTART
 
 
 def test_what_the_old_wiring_held_is_kept():
