@@ -100,7 +100,7 @@ def test_sandbox_serves_titan_with_its_demo_key(sandbox):
 
 
 def test_the_sandbox_command_gives_titan_its_throttle_rate(monkeypatch):
-    from django.core.management import call_command
+    from django.core.management import CommandError, call_command
 
     from integrations.management.commands import sandbox as command
 
@@ -111,7 +111,25 @@ def test_the_sandbox_command_gives_titan_its_throttle_rate(monkeypatch):
         return {}
 
     monkeypatch.setattr(command, "sandbox_start", fake_start)
-    with pytest.raises(Exception, match="no simulator"):
+    with pytest.raises(CommandError, match="no simulator"):
         call_command("sandbox", "--titan-throttle-rate", "0.2", "--token-lifetime", "60")
     assert seen["options"]["titan"] == {"token_lifetime": 60, "throttle_rate": 0.2}
     assert seen["options"]["apex"] == {"token_lifetime": 60}
+
+
+def test_the_command_gives_the_token_lifetime_to_every_registered_simulator(monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    from integrations.management.commands import sandbox as command
+
+    seen = {}
+
+    def fake_start(**kwargs):
+        seen.update(kwargs)
+        return {}  # nothing served: the command stops with an error
+
+    monkeypatch.setattr(command, "sandbox_start", fake_start)
+    with pytest.raises(CommandError, match="no simulator is available"):
+        call_command("sandbox", "--token-lifetime", "9")
+    assert seen["options"] == {entry.name: {"token_lifetime": 9} for entry in simulators()}
+    assert {"openclass", "apex"} <= set(seen["options"])

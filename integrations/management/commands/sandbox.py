@@ -44,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError("--fail-rate must be between 0 and 1")
         if not 0 <= options["titan_throttle_rate"] <= 1:
             raise CommandError("--titan-throttle-rate must be between 0 and 1")
-        titan = {"throttle_rate": options["titan_throttle_rate"]}
+        titan = {"throttle_rate": rate} if (rate := options["titan_throttle_rate"]) else {}
         extra = {}
         if options["token_lifetime"] is not None:
             extra = {"token_lifetime": options["token_lifetime"]}
