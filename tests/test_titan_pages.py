@@ -192,3 +192,20 @@ def test_site_limits_are_edited_in_the_admin_and_validated(staff):
     staff.post(url, {"site_name": "  Central   Kitchen ", "max_removals": "60"})
     assert TitanSiteLimit.objects.get().site_name == "Central Kitchen"
     assert staff.get(reverse("admin:reports_approval_changelist")).status_code == 200
+
+
+def test_the_preview_says_what_changed_since_the_last_sync_columns_included(titan, staff, tmp_path):
+    titan()
+    job_execute(titan_run_from_path(SMALL, dry_run=False, triggered_by="t").pk)
+    text = SMALL.read_text().replace("external_id,", "sis_id,", 1)
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(text)
+    preview = upload(staff, renamed)
+    since = preview.params["since_last"]
+    assert since["counts"]["created"] == 2
+    assert since["column_changes"] == [
+        'Column external_id is now read from "sis_id" (it was "external_id").'
+    ]
+    page = staff.get(reverse("integrations:titan_plan", args=[preview.pk])).content.decode()
+    assert "columns differ from that sync" in page and "sis_id" in page
+    assert preview.counts["to_create"] == 0  # same data: nothing to do

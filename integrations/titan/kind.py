@@ -9,6 +9,7 @@ KINDS = (
         job="integrations.titan.sync.titan_sync_job",
         summary_keys=(
             "rows",
+            "fetched",
             "created",
             "updated",
             "unchanged",
