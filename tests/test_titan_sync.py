@@ -242,6 +242,9 @@ def test_a_worker_killed_mid_apply_resumes_to_the_same_final_state(titan, monkey
     assert done.status == RunStatus.SUCCEEDED, done.message
     assert sim.snapshot() == expected_state(SMALL, start)
     assert len(sim.snapshot()["users"]) == 302  # nobody created twice
+    # the lost create was repeated, answered 409, and reconciled by external id
+    assert sim.calls("POST", r"/users$")[1][2] == 409
+    assert done.items.filter(outcome="created", data__reconciled=True).count() == 1
     # every operation recorded exactly once
     ops = list(done.items.filter(data__has_key="op").values_list("data__op", flat=True))
     assert len(ops) == len(set(ops)) == 13
