@@ -129,6 +129,7 @@ def test_a_held_run_is_approved_from_its_plan_page_once(titan, staff):
     assert len(sim.mutations()) == 50
     report = mail.outbox[-1].body
     assert "Approved by user:ada" in report and "Kitchen closes" in report
+    assert "Over the limits, sent under the approval recorded for this plan" in report
 
 
 def test_discarding_a_held_run_sends_nothing(titan, staff):

@@ -726,7 +726,13 @@ def titan_report_sections(run: Run, *, row_limit: int | None = None) -> list[Rep
     verdict = run.params.get("verdict")
     if not verdict:
         return []
-    if verdict["held"]:
+    approved = run.approvals.filter(
+        plan_hash=run.params.get("plan_hash", ""), decision="approved"
+    ).exists()
+    if verdict["held"] and approved:
+        lines = ["Over the limits, sent under the approval recorded for this plan: "]
+        lines[0] += " ".join(verdict["reasons"])
+    elif verdict["held"]:
         lines = ["Held: " + " ".join(verdict["reasons"])]
     else:
         lines = [
