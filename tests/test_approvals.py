@@ -99,3 +99,40 @@ def test_an_approval_given_with_the_request_covers_that_run_only(run_factory):
     assert first == again
     assert approval_for(run=run, plan_hash=H1) is not None
     assert approval_for(run=other, plan_hash=H1) is None
+
+
+def test_a_held_run_waiting_for_a_decision_is_reported_as_such(held):
+    from reports.render import render_run_report_email
+
+    parts = render_run_report_email(held)
+    assert "held, waiting for approval" in parts.subject
+    assert "HELD, WAITING FOR APPROVAL" in parts.text and "Held, waiting for approval" in parts.html
+    decide(held, decision="discarded", reason="Wrong file")
+    parts = render_run_report_email(held)
+    assert "waiting for approval" not in parts.subject
+    assert "Discarded by user:ada" in parts.text and "Wrong file" in parts.html
+
+
+def test_a_failing_report_section_costs_only_itself(held):
+    from reports.sections import (
+        _PROVIDERS,
+        ReportSection,
+        register_report_sections,
+        report_sections,
+    )
+
+    def broken(run, *, row_limit):
+        raise RuntimeError("boom")
+
+    def fine(run, *, row_limit):
+        return [ReportSection("Fine", lines=(f"limit {row_limit}",))]
+
+    saved = dict(_PROVIDERS)
+    try:
+        _PROVIDERS.pop(held.kind, None)
+        register_report_sections(held.kind, broken)
+        register_report_sections(held.kind, fine)
+        assert [s.title for s in report_sections(held, row_limit=5)] == ["Fine"]
+    finally:
+        _PROVIDERS.clear()
+        _PROVIDERS.update(saved)
