@@ -30,6 +30,7 @@ import difflib
 import hashlib
 import io
 import json
+import operator
 import os
 import re
 import tempfile
@@ -49,6 +50,7 @@ DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 CHUNK = 64 * 1024
 # A quoted value running over more lines than this is taken for a quote left open.
 MAX_CELL_LINES = 5
+MEMO_LIMIT = 10_000  # distinct values remembered per `Column(memo=True)`
 
 # Kinds of row problems.
 INVALID = "invalid"  # the row is not used (a failed row)
@@ -87,6 +89,7 @@ class Column:
     controls: bool = True
     check: Callable[[Any], Any] | None = None
     split: str = ""
+    memo: bool = False  # few distinct values: check each once (the check must be pure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +210,9 @@ class Problem:
     column: str  # the file's header name ("" for the row as a whole)
     kind: str  # INVALID or DUPLICATE
     message: str
-    cells: tuple[str, ...]  # the row's trimmed cells, in schema column order
+    # The row's trimmed cells in schema column order (for a duplicate or a conflict, found
+    # once the row was read, its values as text).
+    cells: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -719,6 +724,8 @@ def table_read(
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029]")
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b\u2028\u2029]")
+_BREAK = re.compile(r"[\r\n]")
 
 
 def _control_message(value: str) -> str:
@@ -772,33 +779,34 @@ def _parse(
     rules = [_RuleState(rule, position) for rule in schema.rules]
     delimiter_name = DELIMITER_NAMES[delimiter]
 
+    readers = [_cell_reader(c) for c in columns]
+    at = [i if i is not None else 1 << 30 for i in indexes]  # a missing column reads ""
     for row, fields in records:
-        if _is_blank(fields):
+        if not (fields and fields[0].strip()) and _is_blank(fields):
             table.blank_rows += 1
             continue
         table.rows += 1
         if on_progress and table.rows % 1000 == 0:
             on_progress(table.rows)
-        cells = tuple(
-            fields[i].strip() if i is not None and i < len(fields) else "" for i in indexes
-        )
-        if len(fields) > width and not _is_blank(fields[width:]):
+        n = len(fields)
+        cells = tuple([fields[i].strip() if i < n else "" for i in at])
+        if n > width and not _is_blank(fields[width:]):
             problems.append(
                 Problem(
                     row,
                     "",
                     INVALID,
-                    f"Row {row} has {len(fields)} values but the header has {width} columns "
+                    f"Row {row} has {n} values but the header has {width} columns "
                     f"(a {delimiter_name} inside a value that is not quoted?).",
                     cells,
                 )
             )
             continue
-        if schema.short_rows and len(fields) < width:
+        if schema.short_rows and n < width:
             lost = [
                 names[k]
                 for k, i in enumerate(indexes)
-                if i is not None and i >= len(fields) and columns[k].required
+                if i is not None and i >= n and columns[k].required
             ]
             if lost:
                 problems.append(
@@ -806,28 +814,29 @@ def _parse(
                         row,
                         lost[0],
                         INVALID,
-                        f"Row {row} has {len(fields)} values but the header has {width} "
+                        f"Row {row} has {n} values but the header has {width} "
                         f"columns: {', '.join(lost)} {'is' if len(lost) == 1 else 'are'} "
                         "missing.",
                         cells,
                     )
                 )
                 continue
-        values = []
-        errors: list[tuple[str, str]] = []  # (column, message) of every bad cell
-        for k, column in enumerate(columns):
-            try:
-                values.append(_cell(column, cells[k]))
-            except CellError as exc:
-                errors.append((names[k], f"{names[k]} {str(exc).rstrip('.')}"))
-        if errors:
+        try:
+            values = [reader(cell) for reader, cell in zip(readers, cells, strict=True)]
+        except CellError:
             # One problem per row (one outcome per row), naming every bad cell.
+            errors = []
+            for k, reader in enumerate(readers):
+                try:
+                    reader(cells[k])
+                except CellError as exc:
+                    errors.append((names[k], f"{names[k]} {str(exc).rstrip('.')}"))
             message = f"Row {row}: " + "; ".join(m for _, m in errors) + "."
             problems.append(Problem(row, errors[0][0], INVALID, message, cells))
             continue
         values_t = tuple(values)
         for state in rules:
-            state.add(row, values_t, cells)
+            state.add(row, values_t)
         candidates.append((row, schema.make(row, values_t)))
 
     if table.rows == 0:
@@ -863,24 +872,50 @@ def _parse(
     return table
 
 
-def _cell(column: Column, value: str) -> Any:
-    """A cell's value as the column keeps it, or CellError."""
-    if not value and not column.blank:
-        raise CellError("is empty.")
-    if column.max_length is not None and len(value) > column.max_length:
-        raise CellError(f"is longer than {column.max_length} characters.")
-    if "\n" in value or "\r" in value:
-        raise CellError("contains a line break (a quote left open?).")
-    if not column.controls and _CONTROL.search(value):
-        raise CellError(_control_message(value))
-    if column.split:
-        items = tuple(filter(None, (i.strip() for i in _splitter(column.split).split(value))))
-        if not items and not column.blank:
-            raise CellError(f"holds only separators ({value!r}): no value.")
-        if column.check is None:
-            return tuple(sorted(set(items)))
-        return column.check(items)
-    return column.check(value) if column.check is not None else value
+def _cell_reader(column: Column) -> Callable[[str], Any]:
+    """A function from a trimmed cell to the value the column keeps, or CellError. Built
+    once per column: it runs for every cell of the file."""
+    blank, max_length, check = column.blank, column.max_length, column.check
+    unusable = _CONTROL_OR_BREAK if not column.controls else _BREAK
+    split = _splitter(column.split).split if column.split else None
+
+    def read(value: str) -> Any:
+        if not value:
+            if not blank:
+                raise CellError("is empty.")
+        elif max_length is not None and len(value) > max_length:
+            raise CellError(f"is longer than {max_length} characters.")
+        elif unusable.search(value):
+            if "\n" in value or "\r" in value:
+                raise CellError("contains a line break (a quote left open?).")
+            raise CellError(_control_message(value))
+        if split is not None:
+            items = tuple([i for i in (part.strip() for part in split(value)) if i])
+            if not items and not blank:
+                raise CellError(f"holds only separators ({value!r}): no value.")
+            return tuple(sorted(set(items))) if check is None else check(items)
+        return value if check is None else check(value)
+
+    if not column.memo:
+        return read
+    memo: dict[str, Any] = {}
+
+    def remembered(value: str) -> Any:
+        """A column with few distinct values (sites, role lists): each is checked once."""
+        try:
+            found = memo[value]
+        except KeyError:
+            try:
+                found = read(value)
+            except CellError as exc:
+                found = exc
+            if len(memo) < MEMO_LIMIT:
+                memo[value] = found
+        if isinstance(found, CellError):
+            raise CellError(str(found))
+        return found
+
+    return remembered
 
 
 _SPLITTERS: dict[str, re.Pattern[str]] = {}
@@ -893,28 +928,42 @@ def _splitter(characters: str) -> re.Pattern[str]:
     return pattern
 
 
+def _as_cells(values: tuple) -> tuple[str, ...]:
+    """A valid row's values as text, for a problem found after the row was read."""
+    return tuple("; ".join(v) if isinstance(v, tuple) else str(v) for v in values)
+
+
+def _picker(indexes: list[int]) -> Callable[[tuple], tuple]:
+    """values -> the tuple of the values at these indexes."""
+    if len(indexes) == 1:
+        (only,) = indexes
+        return lambda values: (values[only],)
+    return operator.itemgetter(*indexes) if indexes else lambda values: ()
+
+
 class _RuleState:
     """One `Unique` rule over the rows read: the first row of each key, and every row of a
     key that is seen more than once."""
 
     def __init__(self, rule: Unique, position: dict[str, int]) -> None:
         self.rule = rule
-        self.key_at = [position[n] for n in rule.key]
-        self.agree_at = [position[n] for n in rule.agree]
-        # key -> (row, agree values, cells) of its first row
-        self.first: dict[tuple, tuple[int, tuple, tuple[str, ...]]] = {}
-        # key -> later rows (row, agree values, cells)
-        self.more: dict[tuple, list[tuple[int, tuple, tuple[str, ...]]]] = {}
+        self.key_of = _picker([position[n] for n in rule.key])
+        self.agree_of = _picker([position[n] for n in rule.agree])
+        # key -> (row, agree values, values) of its first row (the values, not the cells:
+        # they are shared with the accepted row, so remembering them costs little)
+        self.first: dict[tuple, tuple[int, tuple, tuple]] = {}
+        # key -> later rows (row, agree values, values)
+        self.more: dict[tuple, list[tuple[int, tuple, tuple]]] = {}
         self.conflicting: set[tuple] = set()
 
-    def add(self, row: int, values: tuple, cells: tuple[str, ...]) -> None:
-        key = tuple(values[i] for i in self.key_at)
-        agree = tuple(values[i] for i in self.agree_at)
+    def add(self, row: int, values: tuple) -> None:
+        key = self.key_of(values)
+        agree = self.agree_of(values)
         first = self.first.get(key)
         if first is None:
-            self.first[key] = (row, agree, cells)
+            self.first[key] = (row, agree, values)
             return
-        self.more.setdefault(key, []).append((row, agree, cells))
+        self.more.setdefault(key, []).append((row, agree, values))
         if agree != first[1]:
             self.conflicting.add(key)
 
@@ -924,7 +973,7 @@ class _RuleState:
                 continue
             entries = [self.first[key], *self.more[key]]
             conflict = Conflict(key, [(r, a) for r, a, _ in entries], columns)
-            yield conflict, {r: c for r, _, c in entries}
+            yield conflict, {r: _as_cells(v) for r, _, v in entries}
 
     def repeats(self, excluded: set[int]):
         """(first row, repeating row, its cells) of the duplicates among rows still used."""
@@ -936,9 +985,9 @@ class _RuleState:
             first_row = self.first[key][0]
             if first_row in excluded:
                 continue
-            for row, _, cells in later:
+            for row, _, values in later:
                 if row not in excluded:
-                    yield first_row, row, cells
+                    yield first_row, row, _as_cells(values)
 
     def conflict_message(self, conflict: Conflict, row: int) -> tuple[str, str]:
         if self.rule.conflict is not None:
