@@ -354,6 +354,9 @@ def test_a_broken_row_is_reported_and_its_user_keeps_every_membership(titan, tmp
         if key[0] in ("000004", "000005"):
             assert after[key] == roles  # not removed, not changed
     assert run.counts["to_remove"] == 3
+    assert run.counts["rows"] == 333 and run.counts["invalid"] == 2  # every row read
+    # problems keep their row numbers; operations come after the file's last row
+    assert min(run.items.filter(data__has_key="op").values_list("seq", flat=True)) > 334
 
 
 def test_the_simulator_caps_pages_and_answers_the_contracts_errors(titan, settings):

@@ -283,6 +283,7 @@ def _plan(
     with tracker.stage("read", unit="pages"):
         state = client.read_state(on_page=tracker.advance)
     header: dict[str, Any] | None = None
+    rows_read, last_row = 0, 1
     if original is not None:
         with tracker.stage("plan"):
             plan = undo_plan(_applied_items(original), state)
@@ -292,13 +293,15 @@ def _plan(
             roster = _read_roster(upload, state)
             header = roster.header.as_dict()
             protected = _record_problems(tracker, roster)
+            rows_read = roster.counts["rows"]
+            last_row = max([1, *(r.row for r in roster.rows), *(p.row for p in roster.problems)])
         with tracker.stage("plan"):
             plan = plan_compute(state, roster.rows, protected=protected)
     verdict = guardrail_check(plan, limits)
     plan_save(plan)
     for kind, key in PLANNED.items():
         tracker.set_count(key, plan["counts"][kind])
-    tracker.set_count("rows", plan["rows"])
+    tracker.set_count("rows", rows_read)
     tracker.set_count("unchanged", plan["unchanged"])
     tracker.set_count("fetched", len(state.users))
     _params_update(
@@ -308,6 +311,8 @@ def _plan(
         header=header,
         since_last=_since_last(run, header),
         memberships=state.membership_count,
+        # Items of operations come after every row number of the file (problems use those).
+        seq_base=last_row + 1,
     )
     tracker.advance(0)
     if run.dry_run or approval_for(run=run, plan_hash=plan["hash"]):
@@ -412,9 +417,8 @@ def _label(op: dict[str, Any]) -> str:
     return f"remove (was {', '.join(op['before'])})"
 
 
-def _seq(plan: dict[str, Any], index: int) -> int:
-    # After every row number of the file (problems carry those), in plan order.
-    return plan["rows"] + 2 + index
+def _seq(run: Run, index: int) -> int:
+    return int(run.params.get("seq_base", 2)) + index
 
 
 def _record_preview(tracker: RunTracker, plan: dict[str, Any]) -> None:
@@ -425,7 +429,7 @@ def _record_preview(tracker: RunTracker, plan: dict[str, Any]) -> None:
                 key=op["external_id"],
                 label=_label(op)[:300],
                 group=op.get("site", ""),
-                seq=_seq(plan, index),
+                seq=_seq(tracker.run, index),
                 message="Dry run: planned, not sent.",
                 data={"op": op["id"], "kind": op["op"], "dry_run": True},
             )
@@ -458,7 +462,7 @@ def _apply(tracker: RunTracker, client: TitanClient, plan: dict[str, Any]) -> No
         with tracker.stage(stage, total=len(ops), unit="changes"):
             for index, op in ops:
                 if op["id"] not in done:
-                    _apply_one(tracker, client, op, ids, seq=_seq(plan, index))
+                    _apply_one(tracker, client, op, ids, seq=_seq(run, index))
                 tracker.advance()
 
 
