@@ -136,3 +136,38 @@ def test_a_failing_report_section_costs_only_itself(held):
     finally:
         _PROVIDERS.clear()
         _PROVIDERS.update(saved)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_approvals_at_the_same_moment_start_the_run_once(run_factory):
+    import threading
+
+    run = run_factory(kind=RunKind.TITAN_SYNC, status=RunStatus.HELD, params={"plan_hash": H1})
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def approve(who: str) -> None:
+        from django.db import connections
+
+        try:
+            barrier.wait(timeout=5)
+            approval_decide(
+                run_id=run.pk, plan_hash=H1, decision="approved", decided_by=who, reason="ok"
+            )
+            results.append("approved")
+        except ApprovalRefused:
+            results.append("refused")
+        except Exception as exc:  # a database lock error counts as refused, never as twice
+            results.append(f"error {type(exc).__name__}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=approve, args=(f"user:{n}",)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results.count("approved") == 1, results
+    assert Approval.objects.filter(run=run).count() == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.QUEUED
