@@ -13,12 +13,9 @@ from django.core.management import CommandError, call_command
 
 from integrations.jobs import job_execute
 from integrations.titan import sync
+from integrations.titan.decisions import ApplyRefused, titan_apply_from_preview, titan_undo_preview
 from integrations.titan.simulator import DEMO_API_KEY, demo_state
-from integrations.titan.sync import (
-    titan_apply_from_preview,
-    titan_run_from_path,
-    titan_undo_preview,
-)
+from integrations.titan.sync import titan_run_from_path
 from reports.models import Approval, Run, RunStatus
 from reports.services import approval_decide, run_requeue
 
@@ -164,7 +161,7 @@ def test_a_preview_is_applied_only_if_titan_still_gives_the_same_plan(titan):
     run = job_execute(run.pk, send_report=False)
     assert run.status == RunStatus.HELD and "changed since" in run.message
     assert mutations(sim) == []
-    with pytest.raises(sync.ApplyRefused, match="already"):
+    with pytest.raises(ApplyRefused, match="already"):
         titan_apply_from_preview(preview_id=preview.pk, triggered_by="user:ada")
 
 

@@ -21,8 +21,8 @@ KINDS = (
         ),
         # A push: a resumed run applies the rest of its stored plan (never a new one).
         resume=Resume.CONTINUE,
-        run_actions="integrations.titan.sync.titan_run_actions",
-        report_sections="integrations.titan.sync.titan_report_sections",
+        run_actions="integrations.titan.decisions.titan_run_actions",
+        report_sections="integrations.titan.report.titan_report_sections",
         simulator=SimulatorSpec(
             name="titan",
             factory="integrations.titan.simulator.build",

@@ -21,18 +21,14 @@ reconciled by external id, so no user is ever created twice.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.urls import reverse
-from django.utils import timezone
 
 from integrations.http import AuthError, ConfigError, TransientError, VendorError, redact
 from integrations.jobs import HeldByGuardrail, InvalidInput
@@ -47,7 +43,6 @@ from integrations.titan.plan import (
     Limits,
     guardrail_check,
     plan_compute,
-    plan_hash,
     undo_plan,
 )
 from integrations.titan.records import TitanState
@@ -57,10 +52,9 @@ from integrations.titan.roster import (
     titan_header_changes,
     titan_roster_read,
 )
-from reports.actions import RunAction
+from integrations.titan.store import plan_load, plan_save
 from reports.constants import ErrorClass
 from reports.models import Run, RunKind, RunStatus
-from reports.sections import ReportSection
 from reports.services import RunTracker, approval_for, approval_record, run_create
 
 logger = logging.getLogger(__name__)
@@ -89,41 +83,6 @@ PHASES = (
     ("apply removals", (REMOVE,)),
 )
 FINISHED_APPLIED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
-
-
-# --- the stored plan -------------------------------------------------------------------
-def plan_dir() -> Path:
-    path = Path(settings.DATA_DIR) / "titan" / "plans"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-def plan_save(plan: dict[str, Any]) -> Path:
-    """Write the plan as DATA_DIR/titan/plans/<hash>.json (private to the service)."""
-    path = plan_dir() / f"{plan['hash']}.json"
-    if path.exists():
-        return path
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(plan, out, ensure_ascii=False, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def plan_load(digest: str | None) -> dict[str, Any] | None:
-    """The stored plan with this hash, or None when it is missing or was altered."""
-    if not digest:
-        return None
-    path = plan_dir() / f"{digest}.json"
-    try:
-        plan = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return plan if plan_hash(plan) == digest else None
 
 
 # --- creating runs ---------------------------------------------------------------------
@@ -229,7 +188,7 @@ def titan_sync_job(tracker: RunTracker) -> None:
                 _record_preview(tracker, plan)
                 run.message = _summary(run, plan, dry_run=True)
                 return
-            _params_update(run, applying=True)
+            run_params_update(run, applying=True)
         _apply(tracker, client, plan)
         with tracker.stage("report"):
             run.message = _summary(run, plan, dry_run=False)
@@ -262,7 +221,8 @@ def _stored_roster(params: dict[str, Any]) -> RosterUpload:
     return upload
 
 
-def _params_update(run: Run, **values: Any) -> None:
+def run_params_update(run: Run, **values: Any) -> None:
+    """Write params now (the run page and a resume read them)."""
     run.params = {**run.params, **values}
     Run.objects.filter(pk=run.pk).update(params=run.params)
 
@@ -304,7 +264,7 @@ def _plan(
     tracker.set_count("rows", rows_read)
     tracker.set_count("unchanged", plan["unchanged"])
     tracker.set_count("fetched", len(state.users))
-    _params_update(
+    run_params_update(
         run,
         plan_hash=plan["hash"],
         verdict=verdict,
@@ -605,204 +565,3 @@ def _summary(run: Run, plan: dict[str, Any], *, dry_run: bool) -> str:
             + f", {counts.get('failed', 0)} failed"
         )
     return "; ".join(parts) + "."
-
-
-# --- undo and the run page ------------------------------------------------------------
-def titan_undo_problem(run: Run) -> str | None:
-    """Why this run cannot be undone, or None."""
-    if run.kind != KIND:
-        return f"Run {run.pk} is not a Titan sync."
-    if run.dry_run:
-        return f"Run {run.pk} is a dry run: it changed nothing."
-    if run.status not in (*FINISHED_APPLIED, RunStatus.FAILED):
-        status = run.get_status_display().lower()
-        return f"Run {run.pk} is {status}: only a finished sync can be undone."
-    if not run.items.filter(data__has_key="op", outcome__in=DONE_OUTCOMES).exists():
-        return f"Run {run.pk} changed nothing in Titan."
-    return None
-
-
-def titan_undo_preview(*, run_id: int, triggered_by: str, user=None) -> Run:
-    """A dry run planning the undo of a finished sync: its own preview, then apply."""
-    with transaction.atomic():
-        original = Run.objects.select_for_update().get(pk=run_id)
-        problem = titan_undo_problem(original)
-        if problem:
-            raise InvalidInput(problem)
-        return titan_run_create(
-            upload=None,
-            dry_run=True,
-            triggered_by=triggered_by,
-            user=user,
-            subject=f"undo of run #{original.pk}",
-            extra={"undo_of": original.pk},
-        )
-
-
-class ApplyRefused(Exception):
-    """A preview cannot be applied; the message says why."""
-
-
-def titan_apply_from_preview(
-    *, preview_id: int, triggered_by: str, user=None, approve_reason: str = ""
-) -> Run:
-    """The run that applies a dry run's plan, if Titan still gives the same plan. With a
-    reason, it also lets that plan through its guardrail (recorded as an approval)."""
-    with transaction.atomic():
-        preview = Run.objects.select_for_update().get(pk=preview_id)
-        problem = titan_apply_problem(preview)
-        if problem:
-            raise ApplyRefused(problem)
-        verdict = preview.params.get("verdict") or {}
-        if verdict.get("held") and not approve_reason.strip():
-            raise ApplyRefused(
-                "This plan trips the guardrail: approve it with a reason to apply it."
-            )
-        extra = {
-            "preview_of": preview.pk,
-            "expected_hash": preview.params["plan_hash"],
-        }
-        if approve_reason.strip():
-            extra["approve"] = {"by": triggered_by, "reason": approve_reason.strip()}
-        for key in ("undo_of",):
-            if preview.params.get(key):
-                extra[key] = preview.params[key]
-        upload = RosterUpload.objects.filter(pk=preview.params.get("roster_id")).first()
-        run = titan_run_create(
-            upload=upload,
-            dry_run=False,
-            triggered_by=triggered_by,
-            user=user,
-            subject=preview.subject,
-            extra=extra,
-        )
-        _params_update(preview, applied_as=run.pk)
-    return run
-
-
-def titan_apply_problem(preview: Run) -> str | None:
-    if preview.kind != KIND or not preview.dry_run:
-        return f"Run {preview.pk} is not a Titan preview."
-    if preview.status != RunStatus.SUCCEEDED or not preview.params.get("plan_hash"):
-        return f"Run {preview.pk} has no plan to apply."
-    if preview.params.get("applied_as"):
-        return f"This plan was already sent to be applied as run #{preview.params['applied_as']}."
-    if preview.params.get("discarded"):
-        return "This plan was discarded."
-    return None
-
-
-def titan_preview_discard(*, preview_id: int, triggered_by: str) -> None:
-    with transaction.atomic():
-        preview = Run.objects.select_for_update().get(pk=preview_id)
-        problem = titan_apply_problem(preview)
-        if problem:
-            raise ApplyRefused(problem)
-        _params_update(preview, discarded={"by": triggered_by, "at": timezone.now().isoformat()})
-
-
-def titan_run_actions(run: Run) -> list[RunAction]:
-    """The run page's Titan actions: the plan (with approve/apply/discard) and Undo."""
-    actions = []
-    if run.is_finished and run.params.get("plan_hash"):
-        undecided = not run.approvals.filter(plan_hash=run.params["plan_hash"]).exists()
-        decide = (run.status == RunStatus.HELD and undecided) or (titan_apply_problem(run) is None)
-        actions.append(
-            RunAction(
-                "Review the plan" + (" and decide" if decide else ""),
-                reverse("integrations:titan_plan", args=[run.pk]),
-                primary=decide,
-            )
-        )
-    if run.is_finished and titan_undo_problem(run) is None:
-        actions.append(
-            RunAction(
-                "Undo this sync…",
-                reverse("integrations:titan_undo", args=[run.pk]),
-                method="post",
-            )
-        )
-    return actions
-
-
-def titan_report_sections(run: Run, *, row_limit: int | None = None) -> list[ReportSection]:
-    """The report's Titan part: the guardrail verdict per site, the plan, the removals."""
-    verdict = run.params.get("verdict")
-    if not verdict:
-        return []
-    approved = run.approvals.filter(
-        plan_hash=run.params.get("plan_hash", ""), decision="approved"
-    ).exists()
-    if verdict["held"] and approved:
-        lines = ["Over the limits, sent under the approval recorded for this plan: "]
-        lines[0] += " ".join(verdict["reasons"])
-    elif verdict["held"]:
-        lines = ["Held: " + " ".join(verdict["reasons"])]
-    else:
-        lines = [
-            f"Within limits: {verdict['removals']} of {verdict['current']} memberships "
-            f"({verdict['percent']:g}%) removed; limits {verdict['max_removals']} and "
-            f"{verdict['max_percent']:g}% overall and per site."
-        ]
-    site_rows = tuple(
-        (
-            s["site"],
-            s["current"],
-            s["add"],
-            s["roles"],
-            s["remove"],
-            f"{s['percent']:g}%",
-            f"{s['max_removals']} / {s['max_percent']:g}%" + (" (site)" if s["overridden"] else ""),
-        )
-        for s in verdict["sites"]
-    )
-    sections = [
-        ReportSection(
-            "Guardrail",
-            lines=tuple(lines),
-            columns=("site", "current", "add", "role changes", "remove", "share", "limits"),
-            rows=site_rows,
-            warning=verdict["held"],
-        )
-    ]
-    plan = plan_load(run.params.get("plan_hash"))
-    if plan is not None:
-        c = plan["counts"]
-        sections.append(
-            ReportSection(
-                "Plan",
-                lines=(
-                    f"Plan {plan['hash'][:12]}: {c[CREATE]} users to create, {c[UPDATE]} to "
-                    f"update, {c[ADD]} memberships to add, {c[ROLES]} role sets to change, "
-                    f"{c[REMOVE]} memberships to remove; {plan['unchanged']} users unchanged.",
-                ),
-            )
-        )
-        removals = [op for op in plan["ops"] if op["op"] == REMOVE]
-        if removals:
-            shown = removals[:row_limit] if row_limit else removals
-            sections.append(
-                ReportSection(
-                    "Memberships to remove"
-                    if run.dry_run or run.status == RunStatus.HELD
-                    else "Memberships removed (as planned)",
-                    columns=("external_id", "site", "roles it had"),
-                    rows=tuple(
-                        (op["external_id"], op["site"], ", ".join(op["before"])) for op in shown
-                    ),
-                    more=len(removals) - len(shown),
-                )
-            )
-    since = run.params.get("since_last") or {}
-    if since.get("column_changes"):
-        sections.append(
-            ReportSection(
-                "Columns changed since the last sync",
-                lines=(
-                    f"Compared with the file of run #{since['run']}:",
-                    *since["column_changes"],
-                ),
-                warning=True,
-            )
-        )
-    return sections

@@ -13,8 +13,9 @@ from integrations.forms import TitanDecisionForm, TitanUploadForm
 from integrations.jobs import InvalidInput
 from integrations.rosters import RosterRefused, roster_store
 from integrations.tasks import enqueue_run
-from integrations.titan import sync
+from integrations.titan import decisions, sync
 from integrations.titan.plan import ADD, CREATE, OP_LABELS, REMOVE, ROLES, UPDATE
+from integrations.titan.store import plan_load
 from reports.access import staff_required
 from reports.csvexport import csv_response
 from reports.models import ApprovalDecision, Run, RunKind, RunStatus
@@ -64,7 +65,7 @@ def titan_upload(request):
 @staff_required
 def titan_plan(request, pk: int):
     run = _titan_run(pk)
-    plan = sync.plan_load(run.params.get("plan_hash"))
+    plan = plan_load(run.params.get("plan_hash"))
     if plan is None:
         raise Http404("This run has no stored plan.")
     tables = []
@@ -89,7 +90,7 @@ def titan_plan(request, pk: int):
         "tables": tables,
         "problems": list(run.items.filter(outcome=sync.INVALID_OUTCOME)[:PROBLEM_LIMIT]),
         "approvals": list(run.approvals.select_related("user")),
-        "can_apply": run.dry_run and sync.titan_apply_problem(run) is None,
+        "can_apply": run.dry_run and decisions.titan_apply_problem(run) is None,
         "can_decide": (
             not run.dry_run
             and run.status == RunStatus.HELD
@@ -104,7 +105,7 @@ def titan_plan(request, pk: int):
 @staff_required
 def titan_plan_csv(request, pk: int):
     run = _titan_run(pk)
-    plan = sync.plan_load(run.params.get("plan_hash"))
+    plan = plan_load(run.params.get("plan_hash"))
     if plan is None:
         raise Http404("This run has no stored plan.")
     header = ("action", "external_id", "site", "before", "after")
@@ -132,13 +133,13 @@ def titan_apply(request, pk: int):
     reason = form.data.get("reason", "") if form.is_valid() else ""
     try:
         with transaction.atomic():
-            run = sync.titan_apply_from_preview(
+            run = decisions.titan_apply_from_preview(
                 preview_id=pk, triggered_by=_who(request), user=request.user, approve_reason=reason
             )
             enqueue_run(run.pk)
     except Run.DoesNotExist:
         raise Http404("No such run.") from None
-    except sync.ApplyRefused as exc:
+    except decisions.ApplyRefused as exc:
         messages.error(request, str(exc))
         return redirect("integrations:titan_plan", pk)
     messages.success(request, f"Applying the plan as run #{run.pk}.")
@@ -157,8 +158,8 @@ def titan_decide(request, pk: int):
         return redirect("integrations:titan_plan", pk)
     if run.dry_run:
         try:
-            sync.titan_preview_discard(preview_id=run.pk, triggered_by=_who(request))
-        except sync.ApplyRefused as exc:
+            decisions.titan_preview_discard(preview_id=run.pk, triggered_by=_who(request))
+        except decisions.ApplyRefused as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, "Plan discarded; nothing was sent.")
@@ -194,7 +195,9 @@ def titan_decide(request, pk: int):
 def titan_undo(request, pk: int):
     try:
         with transaction.atomic():
-            run = sync.titan_undo_preview(run_id=pk, triggered_by=_who(request), user=request.user)
+            run = decisions.titan_undo_preview(
+                run_id=pk, triggered_by=_who(request), user=request.user
+            )
             enqueue_run(run.pk)
     except Run.DoesNotExist:
         raise Http404("No such run.") from None
