@@ -226,6 +226,7 @@ class Header:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "row": self.row,
             "names": list(self.names),
             "columns": dict(self.columns),
             "ignored": list(self.ignored),
@@ -595,7 +596,8 @@ def _spanning_quotes(lines: Sequence[str], delimiter: str) -> list[_Quoted]:
 
 class _Records:
     """csv records with their spreadsheet row numbers, refusing a file whose quoting makes
-    rows disappear into one value. `width` (the header's) is set once the header is read."""
+    rows disappear into one value. `names` (the header's) is set once the header is read:
+    until then a quote is judged by its length alone."""
 
     def __init__(self, text: IO[str], delimiter: str, schema: Schema) -> None:
         self.text = text
