@@ -135,10 +135,12 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Sign-in and privacy (issue 7: throttle, placeholder key, private pages/files) -----
 # Kept in one block so that other sections can change without touching it.
 # docs/configuration.md "Sign-in and privacy" describes each setting.
-if not DEBUG and SECRET_KEY == "change-me-to-a-long-random-string":  # .env.example's value
+# .env.example's placeholder (and the development key) are public: never sign with them.
+if not DEBUG and (SECRET_KEY.lower().startswith("change-me") or SECRET_KEY == _DEV_SECRET):
     raise ImproperlyConfigured(
-        "SECRET_KEY is still the placeholder from .env.example. Set SECRET_KEY to a long "
-        "random string, e.g. from: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        "SECRET_KEY is still the placeholder from .env.example (or the development key). "
+        "Set SECRET_KEY to a long random string, e.g. the output of: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
     )
 INSTALLED_APPS += ["accounts"]
 MIDDLEWARE += [

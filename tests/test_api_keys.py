@@ -27,9 +27,7 @@ def test_the_key_is_on_the_response_page_and_in_no_cookie(client, admin_user, me
     key = response.context["key"]
     assert key in response.content.decode()
     assert token.key_hash == ApiToken.hash_key(key)
-    assert {"private", "no-store"} <= {
-        d.strip() for d in response["Cache-Control"].split(",")
-    }
+    assert {"private", "no-store"} <= {d.strip() for d in response["Cache-Control"].split(",")}
     for morsel in response.cookies.values():
         assert key not in morsel.value and token.prefix not in morsel.value
     assert "messages" not in client.cookies or key not in client.cookies["messages"].value

@@ -55,4 +55,3 @@ def test_directives_a_view_set_are_kept(client, admin_user, run_factory):
     client.force_login(admin_user)
     response = client.get(reverse("reports:detail", args=[run.pk]))  # @never_cache
     assert {"private", "no-store", "no-cache", "max-age=0"} <= directives(response)
-

@@ -49,9 +49,7 @@ def fail(client, username, times, **kw):
         assert not signed_in(client)
 
 
-def test_past_the_account_limit_even_the_right_password_is_refused_unchecked(
-    client, admin_user
-):
+def test_past_the_account_limit_even_the_right_password_is_refused_unchecked(client, admin_user):
     fail(client, "ada", 3)
     with (
         mock.patch.object(ModelBackend, "authenticate", autospec=True) as backend,
