@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import caches
+
+logger = logging.getLogger(__name__)
 
 CACHE_ALIAS = "signin"
 ACCOUNT = "account"
@@ -128,9 +131,33 @@ def record_failure(request, username: str | None) -> None:
         failures = entry.get("failures", 0) + 1
         if failures >= scope.limit:
             entry = {"locked_until": now + window}
+            _log_lock(scope, request, username, failures, window)
         else:
             entry = {"failures": failures, "since": entry.get("since", now)}
         store.set(scope.key, entry, timeout=window + 60)
+
+
+def _log_lock(scope: Scope, request, username: str | None, failures: int, window: int) -> None:
+    """Tell operators who is locked. A username is named only when such a user exists: what
+    people type there is sometimes their password."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    name = (username or "").strip()
+    known = (
+        bool(name)
+        and User._default_manager.filter(**{f"{User.USERNAME_FIELD}__iexact": name}).exists()
+    )
+    who = f"account {name!r}" if known else "an unknown username"
+    if scope.kind == ADDRESS:
+        who = f"address {client_address(request)}"
+    logger.warning(
+        "Sign-in locked for %s for %d s after %d failures (last from %s).",
+        who,
+        window,
+        failures,
+        client_address(request),
+    )
 
 
 def record_success(username: str | None) -> None:

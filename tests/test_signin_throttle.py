@@ -207,6 +207,20 @@ def test_signin_unlock_lifts_a_lock(client, admin_user, capsys):
         call_command("signin_unlock")
 
 
+def test_a_lock_is_logged_naming_only_real_accounts(client, admin_user, caplog):
+    caplog.set_level("WARNING", logger="accounts.throttle")
+    fail(client, "ada", 3, address="10.0.0.1")
+    fail(client, "my-secret-password", 2, address="10.0.0.1")
+    fail(client, "my-secret-password", 1, address="10.0.0.2")
+    messages = [r.getMessage() for r in caplog.records if r.name == "accounts.throttle"]
+    assert messages[0] == (
+        "Sign-in locked for account 'ada' for 600 s after 3 failures (last from 10.0.0.1)."
+    )
+    assert "address 10.0.0.1" in messages[1]  # the address's fifth failure
+    assert "an unknown username" in messages[2]
+    assert not any("my-secret-password" in m for m in messages)
+
+
 # --- the client address -----------------------------------------------------------------
 def address_of(settings, remote="10.0.0.1", forwarded=None, trusted=0) -> str:
     settings.SIGNIN_TRUSTED_PROXIES = trusted
