@@ -29,6 +29,7 @@ from cohorts.services import (
     progressions_upsert,
     students_upsert,
 )
+from integrations.changes import cohort_changes_recorded
 from integrations.http import ConfigError, VendorError
 from integrations.jobs import InvalidInput
 from integrations.openclass.client import (
@@ -120,8 +121,12 @@ def openclass_pull_job(tracker: RunTracker) -> None:
             with store.timing():
                 cohort = _cohort_for(class_id, cohort_name, detail.name)
                 tracker.run.params["cohort_id"] = cohort.pk
-                assignments_upsert(cohort=cohort, records=_curriculum_records(detail))
-            _pages_pull(tracker, client, cohort, detail, page_size, store)
+            # What the pull changed goes on the run (docs/notifications.md); its two
+            # health snapshots are booked as "store" time.
+            with cohort_changes_recorded(tracker, cohort, timing=store.timing):
+                with store.timing():
+                    assignments_upsert(cohort=cohort, records=_curriculum_records(detail))
+                _pages_pull(tracker, client, cohort, detail, page_size, store)
     finally:
         # Writes ran inside the fetch stage; book them as "store", so the timings say
         # whether the vendor or the database took the time (a failed run included).
