@@ -71,7 +71,7 @@ def test_a_completion_and_a_grade_and_who_recovered_and_who_became_at_risk():
     ]
     assert changes["at_risk"] == [("Ann Archer", "quiz average 50%")]
     assert changes["recovered"] == [
-        ("Cat Cole", "back on track (was watch: no activity for 9 days)")
+        ("Cat Cole", "back on track (was watch: no activity for 9 days; quiz average 65%)")
     ]
     assert "watch" not in changes and "joined" not in changes
     counts = result.counts
@@ -194,7 +194,7 @@ def test_the_report_shows_the_top_items_and_how_many_more(run_factory, db):
                 "change_label": "joined",
                 "cohort_id": 3,
                 "cohort": "Cohort A",
-                "student_id": n,
+                "student_id": n + 1,
             },
         }
         for n in range(7)
@@ -204,7 +204,7 @@ def test_the_report_shows_the_top_items_and_how_many_more(run_factory, db):
     assert cohort["counts"] == [{"key": "joined", "label": "joined", "n": 7}]
     (section,) = cohort["sections"]
     assert len(section["items"]) == 5 and section["more"] == 2
-    assert section["items"][0]["url"].endswith("/cohorts/3/students/0/")
+    assert section["items"][0]["url"].endswith("/cohorts/3/students/1/")
     parts = render_run_report_email(run)
     assert "... and 2 more" in parts.text and "Every change:" in parts.text
     assert "… and 2 more" in parts.html
