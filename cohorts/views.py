@@ -40,6 +40,7 @@ from cohorts.forms import (
     MentorNoteForm,
 )
 from cohorts.models import Cohort, MentorNote
+from cohorts.notes import mentor_note_marks
 from cohorts.selectors import (
     cohort_frames,
     cohort_freshness,
@@ -379,8 +380,12 @@ def _students_page(request: HttpRequest, students: pd.DataFrame) -> dict[str, An
     rows = records(students.iloc[start : start + STUDENTS_PER_PAGE])
     # One reverse() for the table rather than one per row: "/cohorts/<pk>/students/0/" less "0/".
     base = reverse("cohorts:student", args=[request.resolver_match.kwargs["pk"], 0])[:-2]
+    marks = mentor_note_marks(
+        cohort_id=request.resolver_match.kwargs["pk"], student_ids=[r["student_id"] for r in rows]
+    )
     for row in rows:
         row["url"] = f"{base}{row['student_id']}/"
+        row["notes"] = marks.get(row["student_id"])  # the marker: notes written about them
 
     def link(n: int) -> str:
         params = request.GET.copy()

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "cohorts",
     "reports",
     "integrations",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -207,6 +208,26 @@ MAILERS = {"default": {"BACKEND": _backend, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Classbridge <classbridge@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 REPORT_RECIPIENTS = [a.strip() for a in env.list("REPORT_RECIPIENTS", default=[]) if a.strip()]
+
+# --- Notifications (docs/notifications.md) ----------------------------------------------
+DIGEST_DEFAULT_FREQUENCY = env.str("DIGEST_DEFAULT_FREQUENCY", default="weekly")
+DIGEST_HOUR = env.int("DIGEST_HOUR", default=7)
+DIGEST_WEEKDAY = env.int("DIGEST_WEEKDAY", default=0)
+STALE_ALERT_GRACE_MINUTES = env.int("STALE_ALERT_GRACE_MINUTES", default=60)
+STALE_ALERT_FAILED_PULLS = env.int("STALE_ALERT_FAILED_PULLS", default=2)
+for _name, _ok, _rule in (
+    (
+        "DIGEST_DEFAULT_FREQUENCY",
+        DIGEST_DEFAULT_FREQUENCY in ("daily", "weekly", "off"),
+        "daily, weekly or off",
+    ),
+    ("DIGEST_HOUR", 0 <= DIGEST_HOUR <= 23, "an hour from 0 to 23"),
+    ("DIGEST_WEEKDAY", 0 <= DIGEST_WEEKDAY <= 6, "a weekday from 0 (Monday) to 6 (Sunday)"),
+    ("STALE_ALERT_GRACE_MINUTES", STALE_ALERT_GRACE_MINUTES >= 0, "0 or more minutes"),
+    ("STALE_ALERT_FAILED_PULLS", STALE_ALERT_FAILED_PULLS >= 1, "1 or more pulls"),
+):
+    if not _ok:
+        raise ImproperlyConfigured(f"{_name} must be {_rule}, not {globals()[_name]!r}")
 
 # --- Vendors --------------------------------------------------------------------------
 # Read as plain strings here; each job validates what it needs (integrations/config.py)

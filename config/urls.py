@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("runs/", include("reports.urls")),
     path("integrations/", include("integrations.urls")),
+    path("settings/notifications/", include("notifications.urls")),
     path("", include("cohorts.urls")),
 ]

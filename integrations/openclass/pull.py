@@ -302,6 +302,18 @@ def _page_store(tracker: RunTracker, cohort: Cohort, page: ProgressionPage) -> N
 
 def openclass_after_finish(run: Run) -> None:
     cohort_id = run.params.get("cohort_id")
+    if not cohort_id:
+        # Stopped before the cohort was looked up (sign-in refused, vendor down): the
+        # class's cohort still failed a pull, and the run names it for the stale-data
+        # alerts (docs/notifications.md).
+        cohort_id = (
+            Cohort.objects.filter(source=Source.OPENCLASS, external_id=run.params.get("class_id"))
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if cohort_id:
+            run.params["cohort_id"] = cohort_id
+            Run.objects.filter(pk=run.pk).update(params=run.params)
     if cohort_id:
         cohort_mark_synced(
             cohort_id=cohort_id, run_id=run.pk, status=run.status, at=run.finished_at
