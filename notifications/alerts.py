@@ -102,15 +102,17 @@ def cohort_problem(cohort: Cohort, *, now: datetime) -> tuple[str, dict[str, Any
 def alerts_update(*, now: datetime) -> int:
     """Open and close cohort alerts; records one event per transition. Returns how many."""
     recorded = 0
+    missing = Cohort.objects.filter(data_alert__isnull=True).values_list("pk", flat=True)
+    for cohort_id in list(missing):
+        CohortAlert.objects.get_or_create(cohort_id=cohort_id)
     with transaction.atomic():
+        # Two checks at once wait for each other here: each transition is recorded once.
         alerts = {a.cohort_id: a for a in CohortAlert.objects.select_for_update()}
         for cohort in Cohort.objects.order_by("pk"):
             problem, detail = cohort_problem(cohort, now=now)
-            alert = alerts.get(cohort.pk)
-            was = alert.problem if alert else ""
+            alert = alerts.get(cohort.pk) or CohortAlert(cohort=cohort)
+            was = alert.problem
             if problem and not was:
-                if alert is None:
-                    alert = CohortAlert(cohort=cohort)
                 alert.problem, alert.opened_at, alert.closed_at = problem, now, None
                 alert.save()
                 AlertEvent.objects.create(

@@ -84,7 +84,9 @@ class DigestContent:
         return not (self.newly or self.recovered)
 
 
-def digest_build(user, *, now: datetime, baseline: dict | None) -> DigestContent:
+def digest_build(
+    user, *, now: datetime, baseline: dict | None, snapshots: dict | None = None
+) -> DigestContent:
     """What `user`'s digest says at `now`, against the statuses of their last digest
     (`baseline`, None for the first). Only the cohorts `user` mentors, staff included."""
     cohorts = list(Cohort.objects.filter(mentors=user).order_by("name", "id"))
@@ -92,7 +94,12 @@ def digest_build(user, *, now: datetime, baseline: dict | None) -> DigestContent
     statuses: dict[str, dict[str, list[str]]] = {}
     sections, newly_total, recovered_total = [], 0, 0
     for cohort in cohorts:
-        snap = snapshot_take(cohort, now=now)
+        if snapshots is None or cohort.pk not in snapshots:
+            snap = snapshot_take(cohort, now=now)
+            if snapshots is not None:
+                snapshots[cohort.pk] = snap  # a cohort with two mentors is computed once
+        else:
+            snap = snapshots[cohort.pk]
         before = baseline.get(str(cohort.pk), {})
         statuses[str(cohort.pk)] = {
             str(sid): [s.status, "; ".join(s.reasons)] for sid, s in snap.students.items()
@@ -178,7 +185,7 @@ def _baseline(user) -> dict | None:
     return last
 
 
-def digest_send(user, *, now: datetime) -> str:
+def digest_send(user, *, now: datetime, snapshots: dict | None = None) -> str:
     """Send `user` the digest of the period due now. Returns what happened: "sent",
     "empty", "off", "not due", "done" (already handled this period) or "failed"."""
     frequency = frequency_of(user)
@@ -193,7 +200,7 @@ def digest_send(user, *, now: datetime) -> str:
     except IntegrityError:
         return "done"
     try:
-        content = digest_build(user, now=now, baseline=_baseline(user))
+        content = digest_build(user, now=now, baseline=_baseline(user), snapshots=snapshots)
         summary = f"{content.newly} need attention, {content.recovered} recovered"
         if content.empty:
             claim.status, claim.summary = DigestStatus.EMPTY, summary
@@ -223,7 +230,8 @@ def digests_send(*, now: datetime | None = None) -> dict[str, int]:
     """Every mentor's due digest; returns how many ended each way."""
     now = now or timezone.now()
     outcomes: dict[str, int] = {}
+    snapshots: dict = {}
     for user in _mentors():
-        outcome = digest_send(user, now=now)
+        outcome = digest_send(user, now=now, snapshots=snapshots)
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
