@@ -303,3 +303,9 @@ def test_a_students_notes_show_as_a_marker_on_the_health_table(client, mentor_a,
     assert f'<a class="note-mark" href="{student_url}#notes"' in page
     assert "2 notes</a>" in page
     assert page.count('class="note-mark"') == 1  # the others have none
+
+
+@pytest.mark.parametrize("model", ["notificationsettings", "digest", "cohortalert", "alertevent"])
+def test_admin_lists_the_records(client, admin_user, model):
+    client.force_login(admin_user)
+    assert client.get(f"/admin/notifications/{model}/").status_code == 200
