@@ -208,3 +208,43 @@ def test_the_report_shows_the_top_items_and_how_many_more(run_factory, db):
     parts = render_run_report_email(run)
     assert "... and 2 more" in parts.text and "Every change:" in parts.text
     assert "… and 2 more" in parts.html
+
+
+@pytest.mark.django_db
+def test_a_broken_snapshot_never_fails_the_pull(openclass, monkeypatch):
+    from integrations import changes
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no health today")
+
+    openclass()
+    monkeypatch.setattr(changes, "snapshot_take", broken)
+    run = job_execute(openclass_run_create(class_id=WEB, triggered_by="test").pk)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert not run.items.filter(outcome="change").exists()
+
+
+@pytest.mark.django_db
+def test_a_pull_that_fails_half_way_still_says_what_its_pages_changed(
+    openclass, settings, monkeypatch
+):
+    from integrations.openclass import pull
+    from integrations.simulator import Response
+
+    sim = openclass()
+    settings.HTTP_MAX_RETRIES = 1
+    real_upsert = pull.progressions_upsert
+
+    def upsert_then_break(**kwargs):
+        result = real_upsert(**kwargs)
+        sim.fail_next("GET", r"/progressions$", Response.json({"error": "down"}, 500), times=5)
+        return result
+
+    monkeypatch.setattr(pull, "progressions_upsert", upsert_then_break)
+    run = job_execute(openclass_run_create(class_id=WEB, triggered_by="test").pk)
+    assert run.status == RunStatus.FAILED and "at page 1" in run.message
+    (cohort,) = run_changes(run)
+    counts = {c["key"]: c["n"] for c in cohort["counts"]}
+    page_0 = sim.progressions(WEB)[:100]
+    assert counts["joined"] == len({p.user_id for p in page_0})
+    assert counts["completions"] == sum(p.completed_at is not None for p in page_0)
