@@ -41,7 +41,7 @@ LABELS = {
     "completions": "new completions",
     "grades": "new grades",
     "at_risk": "became at risk",
-    "watch": "became to watch",
+    "watch": "now to watch",
     "recovered": "recovered",
     "joined": "joined",
     "left": "left",
