@@ -300,7 +300,7 @@ def test_a_students_notes_show_as_a_marker_on_the_health_table(client, mentor_a,
     client.force_login(mentor_a)
     page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
     student_url = reverse("cohorts:student", args=[cohort_a.pk, ids[3]])
-    assert f'<a class="note-mark" href="{student_url}#notes"' in page
+    assert f'<a class="note-mark" href="{student_url}#notes" aria-label="2 mentor notes on' in page
     assert "2 notes</a>" in page
     assert page.count('class="note-mark"') == 1  # the others have none
 
