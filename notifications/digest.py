@@ -223,6 +223,8 @@ def digest_send(user, *, now: datetime, snapshots: dict | None = None) -> str:
     claim.status, claim.summary = DigestStatus.SENT, summary
     claim.statuses, claim.sent_at = content.statuses, timezone.now()
     claim.save(update_fields=["status", "summary", "statuses", "sent_at"])
+    # Only the latest digest's statuses are ever compared with: keep the table small.
+    Digest.objects.filter(user=user).exclude(pk=claim.pk).exclude(statuses={}).update(statuses={})
     return "sent"
 
 

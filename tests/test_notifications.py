@@ -114,6 +114,9 @@ def test_never_twice_for_one_period_and_never_empty(two_cohorts, cohort_a):
     assert "Recovered (1)" in mia.body and "Cat Cole: now on track (was watch" in mia.body
     assert "Newly needs attention" not in mia.body
     assert mia.subject == "Classbridge digest: 1 recovered"
+    # Only the latest digest keeps the statuses the next one compares with.
+    kept = Digest.objects.filter(user__username="mia").exclude(statuses={})
+    assert list(kept.values_list("period", flat=True)) == ["D2026-03-22"]
 
 
 def test_weekly_waits_for_its_day(two_cohorts, mentor_a, settings):
