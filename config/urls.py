@@ -13,3 +13,6 @@ urlpatterns = [
     path("integrations/", include("integrations.urls")),
     path("", include("cohorts.urls")),
 ]
+
+# Error pages in the site's layout; JSON under /api/ (config/errors.py).
+handler500 = "config.errors.server_error"
