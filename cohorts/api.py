@@ -204,7 +204,7 @@ def _cohort_body(request: HttpRequest, row: dict[str, Any]) -> dict[str, Any]:
 def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
     """The metrics under the request's filters. `from` and `to` must fall within the
     cohort's lifetime plus a margin (`analytics.date_bounds`), else 400."""
-    _range(request)  # malformed dates are refused before anything is read
+    _date(request, "from"), _date(request, "to")  # malformed: refused before any read
     freq = {"day": "D", "week": "W", "": None}.get(request.GET.get("freq", "").strip().lower())
     if request.GET.get("freq") and freq is None:
         raise ApiError(400, "invalid_parameter", "'freq' must be day or week.")
