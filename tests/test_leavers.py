@@ -167,9 +167,23 @@ def test_the_api_leaves_a_leaver_out(client, mentor_a, ids, cohort_a, eve_left):
     assert everyone[ids[1]]["active"] is True and everyone[ids[1]]["left_at"] is None
 
 
-def test_a_leaver_active_elsewhere_stays_in_that_cohort(ids, cohort_a, cohort_b, eve_left):
+def test_a_leaver_active_elsewhere_stays_in_that_cohort(
+    client, admin_user, ids, cohort_a, cohort_b, eve_left
+):
+    # Each cohort reads its own enrollment of the student, never the other's.
     Enrollment.objects.create(cohort=cohort_b, student_id=eve_left)
     assert eve_left in set(cohort_frames(cohort=cohort_b)[0]["student_id"])
+    assert eve_left not in set(cohort_frames(cohort=cohort_a)[0]["student_id"])
+    client.force_login(admin_user)
+    page_b = client.get(reverse("cohorts:student", args=[cohort_b.pk, eve_left]))
+    assert "left this cohort" not in page_b.content.decode()
+    page_a = client.get(reverse("cohorts:student", args=[cohort_a.pk, eve_left]))
+    assert "left this cohort" in page_a.content.decode()
+    for cohort, active in ((cohort_a, False), (cohort_b, True)):
+        results = client.get(
+            reverse("cohorts:api_students", args=[cohort.pk]), {"include_left": "true"}
+        ).json()["results"]
+        assert [s["active"] for s in results if s["id"] == eve_left] == [active]
 
 
 # --- the OpenClass pull ----------------------------------------------------------------
