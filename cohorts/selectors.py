@@ -35,13 +35,8 @@ def cohort_get_for_user(*, user, pk: int) -> Cohort:
 
 def cohort_student_get(*, cohort: Cohort, student_id: int) -> Student:
     """A student enrolled in the cohort, else 404 (one query). A student who left is still
-    found (their history stays): `enrollment_active` and `left_at` say so."""
-    return get_object_or_404(
-        Student.objects.filter(enrollments__cohort=cohort).annotate(
-            enrollment_active=F("enrollments__active"), left_at=F("enrollments__left_at")
-        ),
-        pk=student_id,
-    )
+    found: their history stays (`cohort_frames_with_leavers` says when they left)."""
+    return get_object_or_404(Student.objects.filter(enrollments__cohort=cohort), pk=student_id)
 
 
 def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

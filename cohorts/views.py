@@ -602,17 +602,24 @@ def cohort_student(request, pk: int, student_id: int):
     return render(request, "cohorts/student.html", context, status=400 if note_form.errors else 200)
 
 
-def _student_health(cohort: Cohort, student) -> CohortHealth:
-    """The health a student's page reads. A student who left counts in none of the
-    cohort's figures: their page reads their own history alone."""
+def _student_health(cohort: Cohort, student_id: int) -> tuple[CohortHealth, dict | None]:
+    """The health a student's page reads, and None, or {"at": when} if they left. A
+    student who left counts in none of the cohort's figures: their page reads their own
+    history alone. Decided from the same frames, so a pull between two reads cannot
+    leave the page without its student."""
     students, assignments, progressions, leavers = cohort_frames_with_leavers(cohort=cohort)
-    if not student.enrollment_active:
-        students = leavers.loc[leavers["student_id"] == student.pk, list(STUDENT_COLUMNS)]
-    return _health(cohort, frames=(students, assignments, progressions))[2]
+    left = None
+    if not (students["student_id"] == student_id).any():
+        mine = leavers.loc[leavers["student_id"] == student_id]
+        if mine.empty:  # unenrolled since the access check
+            raise Http404("No such student in this cohort.")
+        left = {"at": plain(mine["left_at"].iloc[0])}
+        students = mine[list(STUDENT_COLUMNS)]
+    return _health(cohort, frames=(students, assignments, progressions))[2], left
 
 
 def _student_context(cohort: Cohort, student) -> dict[str, Any]:
-    health = _student_health(cohort, student)
+    health, left = _student_health(cohort, student.pk)
     record = records(health.health.loc[health.health["student_id"] == student.pk])[0]
     timeline = _timeline(health, student.pk)
     context = {
@@ -620,15 +627,15 @@ def _student_context(cohort: Cohort, student) -> dict[str, Any]:
         "student": student,
         "nav": "cohorts",
         "row": record,
-        "left": not student.enrollment_active,
-        "left_at": student.left_at,
+        "left": left is not None,
+        "left_at": left and left["at"],
         "assignments_total": len(health.all_assignments),
         "not_started": len(health.all_assignments) - len(timeline),
         "timeline": timeline,
         "chart_assets": _chart_assets(),
         "has_progress": False,
     }
-    if student.enrollment_active:
+    if left is None:
         progress = health.student_progress(student.pk)
         context.update(
             {
@@ -648,7 +655,7 @@ def cohort_student_csv(request, pk: int, student_id: int, table: str):
     student = cohort_student_get(cohort=cohort, student_id=student_id)
     name = slugify(str(student)) or f"student-{student.pk}"
     if table == "timeline":
-        header, body = timeline_table(_timeline(_student_health(cohort, student), student.pk))
+        header, body = timeline_table(_timeline(_student_health(cohort, student.pk)[0], student.pk))
     elif table == "notes":
         header = ["When", "Author", "Note"]
         body = (
