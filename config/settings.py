@@ -50,6 +50,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Under /api/ every error answers JSON (config/errors.py).
+    "config.errors.ApiJsonErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -60,6 +62,11 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# JSON under /api/, the site's 403 page elsewhere.
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+# The technical 500 page (DEBUG) and error mails also hide the user:password@ of every URL
+# (DATABASE_URL, REDIS_URL, EMAIL_URL, ...), wherever it appears.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.debug.CredentialsCleansingFilter"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

@@ -14,3 +14,6 @@ urlpatterns = [
     path("settings/notifications/", include("notifications.urls")),
     path("", include("cohorts.urls")),
 ]
+
+# Error pages in the site's layout; JSON under /api/ (config/errors.py).
+handler500 = "config.errors.server_error"
