@@ -15,6 +15,7 @@ from collections.abc import Callable
 from django.utils.module_loading import import_string
 
 from integrations.http import ConfigError, VendorError, redact
+from integrations.logs import job_log_context
 from reports.models import ErrorClass, Run, RunKind, RunStatus
 from reports.services import RunTracker, run_claim
 
@@ -49,38 +50,41 @@ def job_execute(
     if run.params.get("resumes") and run.kind in RESTART_FROM_SCRATCH:
         _reset_for_restart(run)
     tracker = RunTracker(run, on_progress=on_progress)
-    try:
-        job = import_string(JOBS[run.kind])
-        job(tracker)
-    except ConfigError as exc:
-        tracker.finish(
-            status=RunStatus.INVALID, message=redact(str(exc)), error_class=ErrorClass.CONFIG
-        )
-    except InvalidInput as exc:
-        tracker.finish(
-            status=RunStatus.INVALID, message=redact(str(exc)), error_class=ErrorClass.INVALID_DATA
-        )
-    except HeldByGuardrail as exc:
-        tracker.finish(status=RunStatus.HELD, message=redact(str(exc)))
-    except VendorError as exc:
-        logger.warning("run %s failed: %s", run.pk, redact(exc.message))
-        tracker.finish(
-            status=RunStatus.FAILED, message=redact(exc.message), error_class=exc.error_class
-        )
-    except Exception as exc:
-        logger.exception("run %s crashed", run.pk)
-        tracker.finish(
-            status=RunStatus.FAILED,
-            message=redact(f"Internal error: {type(exc).__name__}: {exc}"),
-            error_class=ErrorClass.INTERNAL,
-        )
-    else:
-        if not tracker.run.is_finished:
-            tracker.finish()
-    run = tracker.run
-    _after_finish(run)
-    if send_report:
-        report_deliver(run)
+    with job_log_context(tracker):  # run id, kind and stage on every log line
+        try:
+            job = import_string(JOBS[run.kind])
+            job(tracker)
+        except ConfigError as exc:
+            tracker.finish(
+                status=RunStatus.INVALID, message=redact(str(exc)), error_class=ErrorClass.CONFIG
+            )
+        except InvalidInput as exc:
+            tracker.finish(
+                status=RunStatus.INVALID,
+                message=redact(str(exc)),
+                error_class=ErrorClass.INVALID_DATA,
+            )
+        except HeldByGuardrail as exc:
+            tracker.finish(status=RunStatus.HELD, message=redact(str(exc)))
+        except VendorError as exc:
+            logger.warning("run %s failed: %s", run.pk, redact(exc.message))
+            tracker.finish(
+                status=RunStatus.FAILED, message=redact(exc.message), error_class=exc.error_class
+            )
+        except Exception as exc:
+            logger.exception("run %s crashed", run.pk)
+            tracker.finish(
+                status=RunStatus.FAILED,
+                message=redact(f"Internal error: {type(exc).__name__}: {exc}"),
+                error_class=ErrorClass.INTERNAL,
+            )
+        else:
+            if not tracker.run.is_finished:
+                tracker.finish()
+        run = tracker.run
+        _after_finish(run)
+        if send_report:
+            report_deliver(run)
     return run
 
 

@@ -39,3 +39,16 @@ def crash_job(tracker):
 def interrupted_job(tracker):
     tracker.count("created", 2)
     raise KeyboardInterrupt
+
+
+LEAKY_SECRET = "hunter2-very-secret-value"
+
+
+def leaky_job(tracker):
+    """Fails with the secret in a local variable, the exception and its cause."""
+    password = LEAKY_SECRET  # noqa: F841 - a local the technical traceback would list
+    with tracker.stage("fetch", total=1):
+        try:
+            raise ValueError(f"vendor said: bad password {LEAKY_SECRET}")
+        except ValueError as exc:
+            raise RuntimeError(f"login with {LEAKY_SECRET} failed") from exc

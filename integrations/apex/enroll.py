@@ -15,6 +15,7 @@ as already enrolled, so nothing is enrolled twice and every row ends with one ou
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import os
@@ -359,7 +360,9 @@ def _send_all(
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="apex-enroll")
         try:
             for classroom, rows in pending.items():
-                pool.submit(_classroom_worker, client, classroom, rows, batch_size, out, stop)
+                # copy_context: the worker's log lines carry the run (integrations.logs).
+                worker_args = (client, classroom, rows, batch_size, out, stop)
+                pool.submit(contextvars.copy_context().run, _classroom_worker, *worker_args)
             remaining = len(pending)
             fatal: BaseException | None = None
             while remaining:
