@@ -207,6 +207,11 @@ MAILERS = {"default": {"BACKEND": _backend, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Classbridge <classbridge@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 REPORT_RECIPIENTS = [a.strip() for a in env.list("REPORT_RECIPIENTS", default=[]) if a.strip()]
+# The failures CSV attached to a report holds at most this many rows, then a link to the
+# full CSV on the run page (0: no attachment, only the link).
+REPORT_ATTACHMENT_MAX_ROWS = env.int("REPORT_ATTACHMENT_MAX_ROWS", default=1000)
+if REPORT_ATTACHMENT_MAX_ROWS < 0:
+    raise ImproperlyConfigured("REPORT_ATTACHMENT_MAX_ROWS must be 0 or more")
 
 # --- Vendors --------------------------------------------------------------------------
 # Read as plain strings here; each job validates what it needs (integrations/config.py)

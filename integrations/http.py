@@ -88,7 +88,7 @@ class AuthError(VendorError):
 class PermissionDenied(VendorError):
     """The credentials are good but not allowed to do this (e.g. Canvas 403 unauthorized)."""
 
-    error_class = "permission"
+    error_class = ErrorClass.PERMISSION
 
 
 class NotFoundError(VendorError):
