@@ -303,3 +303,12 @@ HTTP_RETRY_SLEEP = env.bool("HTTP_RETRY_SLEEP", default=True)
 # worker) and re-queued to resume, at most RUN_MAX_RESUMES times.
 RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=900)
 RUN_MAX_RESUMES = env.int("RUN_MAX_RESUMES", default=2)
+# Retention, in days (0: keep forever), applied daily by integrations.retention: stored
+# rosters, the items of finished runs (the run, its counts and message stay) and mail
+# captured by filemail://.
+RETENTION_ROSTER_DAYS = env.int("RETENTION_ROSTER_DAYS", default=90)
+RETENTION_RUN_ITEMS_DAYS = env.int("RETENTION_RUN_ITEMS_DAYS", default=180)
+RETENTION_MAIL_DAYS = env.int("RETENTION_MAIL_DAYS", default=30)
+for _name in ("RETENTION_ROSTER_DAYS", "RETENTION_RUN_ITEMS_DAYS", "RETENTION_MAIL_DAYS"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 (keep forever) or a number of days")

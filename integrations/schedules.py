@@ -34,6 +34,7 @@ def schedule_name(cohort_id: int) -> str:
 
 
 REAPER = "classbridge:runs-reap"
+RETENTION = "classbridge:retention-prune"
 
 
 @transaction.atomic
@@ -45,6 +46,14 @@ def schedules_sync() -> ScheduleChanges:
             "func": "integrations.tasks.runs_reap",
             "schedule_type": Schedule.MINUTES,
             "minutes": 5,
+            "repeats": -1,
+        },
+    )
+    Schedule.objects.update_or_create(
+        name=RETENTION,
+        defaults={
+            "func": "integrations.retention.retention_prune",
+            "schedule_type": Schedule.DAILY,
             "repeats": -1,
         },
     )

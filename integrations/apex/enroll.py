@@ -126,6 +126,12 @@ def apex_resume_problem(run: Run) -> str | None:
         return f"Run {run.pk} is a dry run: it sent nothing, so there is nothing to resume."
     if not run.params.get("roster_id"):
         return f"Run {run.pk} has no stored roster to resume from."
+    if run.items_pruned_at:
+        # Resuming skips the rows its items record as done; without them it would resend all.
+        return (
+            f"Run {run.pk}'s items were pruned on {run.items_pruned_at:%Y-%m-%d} (retention); "
+            "run the file again instead."
+        )
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         # The same threshold as the run reaper (integrations.tasks.runs_reap), which
         # re-queues such runs by itself; a resume by hand just need not wait for it.
