@@ -225,3 +225,26 @@ def test_from_settings_takes_the_retry_policy_and_timeout_from_settings(settings
 def test_the_default_port_is_the_same_origin():
     assert client().url("https://vendor.test:443/api/x") == "https://vendor.test:443/api/x"
     assert client().url("/x") == f"{BASE}/x"
+
+
+@pytest.mark.django_db
+def test_a_pull_with_nul_in_vendor_strings_is_stored_clean(openclass):
+    # PostgreSQL refuses NUL in text: without clean strings the whole pull would fail there.
+    from cohorts.models import Assignment, Student
+    from integrations.jobs import job_execute
+    from integrations.openclass.pull import openclass_run_create
+    from integrations.openclass.simulator import WEB
+    from reports.models import RunStatus
+
+    sim = openclass()
+    user_id = sim.progressions(WEB)[0].user_id
+    sim.users[user_id]["first_name"] = "Ja\x00ne\x1b"
+    sim_class = sim.classes[WEB]
+    assignment_id = sim.progressions(WEB)[0].assignment_id
+    name, kind = sim_class.assignments[assignment_id]
+    sim_class.assignments[assignment_id] = (f"Bring\x00 It {name}", kind)
+    run = openclass_run_create(class_id=WEB, cohort_name="", triggered_by="test")
+    run = job_execute(run.pk, send_report=False)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert Student.objects.get(external_id=user_id).first_name == "Jane"
+    assert Assignment.objects.get(external_id=assignment_id).name == f"Bring It {name}"
