@@ -353,12 +353,13 @@ def classify_response(response: requests.Response) -> VendorError | None:
 
     429 and 5xx are retried (default_classify); a refused login names the settings to
     check; a 401 on a call is an AuthError with status 401, on which the client signs in
-    again once; 403, 404 and any other non-2xx are permanent errors naming the call.
+    again once; 403, 404 and any other non-2xx (a redirect included: it is never followed)
+    are permanent errors naming the call.
     """
     error = default_classify(response, VENDOR)
-    if error is not None or response.ok:
-        return error
     status = response.status_code
+    if error is not None or 200 <= status < 300:
+        return error
     call = describe(response)
     body = response.text
     if call.endswith(LOGIN_PATH) and status in (401, 403):
