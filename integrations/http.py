@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from integrations.redact import redact, register_secret  # noqa: F401 - re-exported
 from reports.constants import ErrorClass
@@ -343,7 +344,8 @@ class HttpClient:
         A classified error is raised; when it is not permanent and the call may be repeated
         (`idempotent`, by default True for GET, HEAD, OPTIONS, PUT, DELETE and False for
         POST, PATCH), the call is retried first, up to the policy's limit. Network failures
-        and timeouts are TransientErrors, retried the same way.
+        and timeouts are TransientErrors, retried the same way; a connection that was never
+        made (refused, connect timeout) is retried whatever the method: nothing was sent.
         """
         method = method.upper()
         if idempotent is None:
@@ -353,32 +355,29 @@ class HttpClient:
         # Vendor APIs answer in place; following a redirect could carry a credential header
         # (OpenClass's custom `bearer`, which requests does not strip) to another host.
         kwargs["allow_redirects"] = False
-        attempts = (self.retry.max_retries if idempotent else 0) + 1
+        attempts = self.retry.max_retries + 1
         shown = urlsplit(url).path
         for attempt in range(attempts):
             self.limiter.wait()
+            never_sent = False
             try:
                 response = self.session.request(method, url, **kwargs)
             except requests.Timeout as exc:
+                # A connect timeout means no byte of the request left: safe to repeat.
+                never_sent = isinstance(exc, requests.ConnectTimeout)
                 error: VendorError = TransientError(
                     f"{self.vendor}: {method} {shown} timed out after {self.timeout}s"
                 )
                 logger.warning(
-                    "%s %s timed out (attempt %d/%d): %s",
-                    method,
-                    shown,
-                    attempt + 1,
-                    attempts,
-                    _short(exc),
+                    "%s %s timed out (attempt %d): %s", method, shown, attempt + 1, _short(exc)
                 )
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 # ChunkedEncodingError: the connection dropped while the body was read.
+                never_sent = _connection_refused(exc)
                 error = TransientError(
                     f"{self.vendor}: could not connect for {method} {shown} ({_short(exc)})"
                 )
-                logger.warning(
-                    "%s %s connection error (attempt %d/%d)", method, shown, attempt + 1, attempts
-                )
+                logger.warning("%s %s connection error (attempt %d)", method, shown, attempt + 1)
             else:
                 classified = self.classify(response)
                 if classified is None:
@@ -387,15 +386,15 @@ class HttpClient:
                 if isinstance(error, ThrottledError):
                     self.throttled += 1
                 logger.info(
-                    "%s %s -> %s, %s (attempt %d/%d)",
+                    "%s %s -> %s, %s (attempt %d)",
                     method,
                     shown,
                     response.status_code,
                     error.error_class,
                     attempt + 1,
-                    attempts,
                 )
-            if error.permanent or attempt + 1 >= attempts:
+            # A call that is not idempotent is repeated only when it never left this host.
+            if error.permanent or attempt + 1 >= attempts or not (idempotent or never_sent):
                 raise error
             retry_after = error.retry_after if isinstance(error, TransientError) else None
             delay = self.retry.delay(attempt, retry_after)
@@ -403,6 +402,14 @@ class HttpClient:
             self.slept_seconds += delay
             self.retry.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _connection_refused(exc: Exception) -> bool:
+    """True when the TCP connection was never made (refused, no route, DNS): nothing of the
+    request was sent, so even a create may be tried again."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def _short(exc: Exception) -> str:

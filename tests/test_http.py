@@ -4,6 +4,7 @@ the body, absolute URLs only to the configured host, clean vendor strings, redac
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import requests
@@ -248,3 +249,26 @@ def test_a_pull_with_nul_in_vendor_strings_is_stored_clean(openclass):
     assert run.status == RunStatus.SUCCEEDED, run.message
     assert Student.objects.get(external_id=user_id).first_name == "Jane"
     assert Assignment.objects.get(external_id=assignment_id).name == f"Bring It {name}"
+
+
+def test_a_create_whose_connection_was_never_made_is_retried():
+    # Nothing of the request left this host, so repeating it cannot create anything twice.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: connections are refused
+    http = HttpClient(
+        f"http://127.0.0.1:{port}",
+        vendor="V",
+        retry=RetryPolicy(max_retries=2, sleep=lambda seconds: None),
+    )
+    with pytest.raises(TransientError, match="could not connect"):
+        http.request("POST", "/things")
+    assert http.retries_done == 2
+
+
+def test_a_create_whose_connect_timed_out_is_retried(rsps):
+    rsps.add("POST", URL, body=requests.exceptions.ConnectTimeout("connect timed out"))
+    rsps.add("POST", URL, status=201)
+    http = client()
+    assert http.request("POST", "/things").status_code == 201
+    assert http.retries_done == 1
