@@ -68,10 +68,10 @@ def console():
 @pytest.mark.django_db
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_a_secret_carried_by_a_crashing_job_reaches_no_handler(
-    monkeypatch, settings, console, log_format
+    fake_openclass_job, settings, console, log_format
 ):
     register_secret(LEAKY_SECRET)
-    monkeypatch.setitem(jobs.JOBS, RunKind.OPENCLASS_SYNC, "tests.fake_jobs.leaky_job")
+    fake_openclass_job("leaky_job")
     settings.ADMINS = ["ops@example.com"]
     settings.DEBUG = False  # mail_admins only mails when DEBUG is off
     handler, buffer = console
