@@ -116,9 +116,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+_DIRTY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
 def clean_text(value: str) -> str:
     """`value` without NUL and other C0 controls (tab, newline, CR kept); lone surrogates
     become U+FFFD."""
+    if _DIRTY.search(value) is None:  # nearly always: one scan, no copy
+        return value
     value = _CONTROL.sub("", value)
     return _SURROGATE.sub("\ufffd", value)
 
@@ -146,10 +151,31 @@ def describe(response: requests.Response) -> str:
     return f"{method} {path}"
 
 
+# The escape of a C0 control or of a surrogate: only a text holding one (or a raw control
+# character, which strict parsing refuses) can decode to a string that needs cleaning. Tab,
+# newline and CR escapes match too and only cost the walk.
+_DIRTY_ESCAPE = re.compile(r"\\u(?:00[01]|[dD][89a-fA-F])")
+
+
+def loads_clean(text: str | bytes) -> Any:
+    """json.loads, with every string cleaned by `clean_strings` when the text can hold
+    anything to clean (most texts cannot, and are not walked). Raw control characters inside
+    strings, which strict JSON refuses, are accepted and stripped; bytes that are not valid
+    in the text's encoding become U+FFFD."""
+    if isinstance(text, bytes | bytearray):
+        text = text.decode(json.detect_encoding(text), "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = json.loads(text, strict=False)  # still invalid: raises ValueError
+        return clean_strings(data)
+    return clean_strings(data) if "\\u" in text and _DIRTY_ESCAPE.search(text) else data
+
+
 def decode_json(response: requests.Response, vendor: str) -> Any:
     """The response's JSON with every string cleaned; MalformedResponse when it is not JSON."""
     try:
-        data = json.loads(response.content or b"")
+        return loads_clean(response.content or b"")
     except (ValueError, UnicodeDecodeError):
         raise MalformedResponse(
             f"{vendor}: {describe(response)} answered HTTP {response.status_code} with a "
@@ -157,7 +183,6 @@ def decode_json(response: requests.Response, vendor: str) -> Any:
             status=response.status_code,
             body=_body_text(response),
         ) from None
-    return clean_strings(data)
 
 
 def _body_text(response: requests.Response) -> str:

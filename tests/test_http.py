@@ -272,3 +272,19 @@ def test_a_create_whose_connect_timed_out_is_retried(rsps):
     http = client()
     assert http.request("POST", "/things").status_code == 201
     assert http.retries_done == 1
+
+
+def test_raw_control_characters_and_bad_bytes_are_cleaned_not_refused(rsps):
+    # Strict JSON refuses a raw control character inside a string; a vendor's still is
+    # read, without it. Bytes that are not UTF-8 become U+FFFD.
+    rsps.add("GET", URL, body=b'{"name": "Jo\x00hn\x07", "city": "Mo\xffnt"}')
+    data = decode_json(client().request("GET", "/things"), "Vendor")
+    assert data == {"name": "John", "city": "Mo\ufffdnt"}
+
+
+def test_a_clean_text_is_returned_as_parsed():
+    from integrations.http import loads_clean
+
+    text = json.dumps({"a": ["caf\u00e9", "tab\there"], "b": {"c": 1}})
+    assert loads_clean(text) == json.loads(text)
+    assert loads_clean(text.encode("utf-16")) == json.loads(text)

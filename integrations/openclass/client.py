@@ -12,7 +12,6 @@ failing its whole page.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterator
@@ -31,10 +30,10 @@ from integrations.http import (
     MalformedResponse,
     NotFoundError,
     VendorError,
-    clean_strings,
     decode_json,
     default_classify,
     describe,
+    loads_clean,
     register_secret,
 )
 
@@ -153,7 +152,7 @@ def unwrap(body: Any, *, what: str) -> dict[str, Any]:
     if isinstance(objects, str):
         try:
             # A string inside the JSON: decode_json cleaned its text, not what it encodes.
-            objects = clean_strings(json.loads(objects))
+            objects = loads_clean(objects)
         except ValueError:
             raise MalformedResponse(
                 f"OpenClass: {what} has a result.objects string that is not JSON"
