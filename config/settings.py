@@ -265,7 +265,7 @@ LOGGING = {
     "formatters": {
         "text": {
             "()": "integrations.logs.RedactingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+            "format": "%(asctime)s %(levelname)s %(name)s%(job)s: %(message)s",
         },
         "json": {"()": "integrations.logs.JsonFormatter"},
     },

@@ -59,9 +59,20 @@ class JobContextFilter(logging.Filter):
 
 
 class RedactingFormatter(logging.Formatter):
-    """A text formatter whose whole output (message, traceback, stack) is redacted."""
+    """A text formatter whose whole output (message, traceback, stack) is redacted.
+
+    `%(job)s` in its format is ` [run 42 apex_enroll/enroll]` inside a job, else empty."""
 
     def format(self, record: logging.LogRecord) -> str:
+        context = {name: getattr(record, name, None) for name in ("run_id", "kind", "stage")}
+        if context["run_id"] is None:
+            context = job_context()
+        run_id, stage = context.get("run_id"), context.get("stage") or ""
+        record.job = (
+            f" [run {run_id} {context.get('kind') or ''}{'/' + stage if stage else ''}]"
+            if run_id is not None
+            else ""
+        )
         return redact(super().format(record))
 
 

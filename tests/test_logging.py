@@ -93,6 +93,10 @@ def test_a_secret_carried_by_a_crashing_job_reaches_no_handler(
         assert "Traceback (most recent call last)" in text
         assert "RuntimeError" in text and "login with [redacted] failed" in text
         assert "ValueError" in text and "vendor said: bad password [redacted]" in text
+    if log_format == "text":
+        assert (
+            f"integrations.jobs [run {run.pk} openclass_sync/fetch]: run {run.pk} crashed" in output
+        )
     if log_format == "json":
         events = [json.loads(line) for line in output.splitlines()]
         crash = next(e for e in events if e["message"] == f"run {run.pk} crashed")
