@@ -374,3 +374,16 @@ def test_the_simulator_caps_pages_and_answers_the_contracts_errors(titan, settin
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
     wrong = requests.get(f"{base}/api/v1/sites", headers={"X-API-Key": "nope"}, timeout=5)
     assert wrong.status_code == 401 and "nope" not in wrong.text
+
+
+def test_a_run_whose_items_were_pruned_cannot_be_undone(titan):
+    from integrations.jobs import InvalidInput
+    from integrations.titan.decisions import titan_undo_problem
+
+    titan()
+    applied = run_file(SMALL)
+    assert titan_undo_problem(applied) is None
+    applied.items.all().delete()  # what the retention prune does to old runs
+    assert "pruned" in titan_undo_problem(applied)
+    with pytest.raises(InvalidInput, match="pruned"):
+        titan_undo_preview(run_id=applied.pk, triggered_by="user:ada")

@@ -31,6 +31,9 @@ def titan_undo_problem(run: Run) -> str | None:
         status = run.get_status_display().lower()
         return f"Run {run.pk} is {status}: only a finished sync can be undone."
     if not run.items.filter(data__has_key="op", outcome__in=DONE_OUTCOMES).exists():
+        if any(run.counts.get(outcome) for outcome in DONE_OUTCOMES):
+            # The retention prune deleted its items: what it replaced is no longer known.
+            return f"Run {run.pk}'s items were pruned (retention), so it can no longer be undone."
         return f"Run {run.pk} changed nothing in Titan."
     return None
 
