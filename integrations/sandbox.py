@@ -24,6 +24,7 @@ class SandboxEntry:
 SANDBOX: list[SandboxEntry] = [
     SandboxEntry("openclass", "integrations.openclass.simulator.build", 0, "OPENCLASS_BASE_URL"),
     SandboxEntry("apex", "integrations.apex.simulator.build", 1, "APEX_BASE_URL"),
+    SandboxEntry("canvas", "integrations.canvas.simulator.build", 3, "CANVAS_BASE_URL"),
 ]
 
 DEFAULT_PORT = 8765
