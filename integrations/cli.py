@@ -33,6 +33,7 @@ def os_user() -> str:
 SUMMARY_COUNT_KEYS = {
     RunKind.OPENCLASS_SYNC: ("fetched", "created", "updated", "unchanged", "failed"),
     RunKind.APEX_ENROLL: ("rows", "enrolled", "already_enrolled", "skipped", "failed"),
+    RunKind.CANVAS_SYNC: ("fetched", "created", "updated", "unchanged", "skipped", "failed"),
 }
 
 

@@ -32,6 +32,7 @@ class HeldByGuardrail(Exception):
 JOBS: dict[str, str] = {
     RunKind.OPENCLASS_SYNC: "integrations.openclass.pull.openclass_pull_job",
     RunKind.APEX_ENROLL: "integrations.apex.enroll.apex_enroll_job",
+    RunKind.CANVAS_SYNC: "integrations.canvas.pull.canvas_sync_job",
 }
 
 
@@ -87,7 +88,7 @@ def job_execute(
 # Jobs that are idempotent end to end (a pull re-reads everything and upserts): a resumed
 # run of these starts again from scratch, so its counts and items describe one full pass.
 # Push jobs resume where they stopped instead and keep what they recorded.
-RESTART_FROM_SCRATCH = {RunKind.OPENCLASS_SYNC}
+RESTART_FROM_SCRATCH = {RunKind.OPENCLASS_SYNC, RunKind.CANVAS_SYNC}
 
 
 def _reset_for_restart(run: Run) -> None:
@@ -111,6 +112,7 @@ def _after_finish(run: Run) -> None:
 
 AFTER_FINISH: dict[str, str] = {
     RunKind.OPENCLASS_SYNC: "integrations.openclass.pull.openclass_after_finish",
+    RunKind.CANVAS_SYNC: "integrations.canvas.pull.canvas_after_finish",
 }
 
 
