@@ -154,6 +154,15 @@ def apex(simulators, settings, tmp_path):
 
 
 @pytest.fixture
+def canvas(simulators, settings):
+    """Start a Canvas simulator (build kwargs); returns it."""
+    from integrations.canvas.simulator import build as build_canvas
+
+    settings.CANVAS_RATE_LIMIT_FLOOR = 0  # no slowing down unless a test asks for it
+    return lambda **kwargs: simulators(build_canvas, "CANVAS_BASE_URL", **kwargs)
+
+
+@pytest.fixture
 def health_now():
     """Time frozen at the hand-built health cohort's "now" (tests/health_cohort.py)."""
     from tests import health_cohort as hc

@@ -374,9 +374,8 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         )
         _add(totals, result)
         details = {student_ids[u]: d for u, d in students.details.items() if u in student_ids}
-        changed = enrollment_details_update(cohort=cohort, details=details)
-        totals["updated"] += changed
-        totals["unchanged"] += len(details) - changed
+        # Scores and last activity, per enrollment: counted apart from the records.
+        details_written = enrollment_details_update(cohort=cohort, details=details)
         if assignments is not None:
             assignment_ids, result = assignments_upsert(cohort=cohort, records=assignments.records)
             _add(totals, result)
@@ -397,6 +396,7 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         **data.stage_counts,
         "fetched": fetched,
         **totals,
+        "enrollments_updated": details_written,
         "skipped": len(skipped) - len(invalid),
         "failed": len(invalid),
     }

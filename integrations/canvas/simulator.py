@@ -408,6 +408,7 @@ class CanvasSimulator(Simulator):
             "assignments": len(course.assignments),
             "modules": len(course.modules),
             "submissions": sum(s.user_id in students for s in course.submissions),
+            "submissions_served": len(course.submissions),
         }
 
     def _now(self) -> datetime:
