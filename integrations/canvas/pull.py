@@ -661,7 +661,7 @@ def _child_finish(flight: _InFlight, future: Future) -> None:
         data = future.result()
         with tracker.stage("store"):
             course_store(tracker, data)
-    except BaseException as exc:  # noqa: BLE001 - any failure fails this course only
+    except BaseException as exc:
         if not isinstance(exc, Exception):
             raise
         _child_fail(tracker, exc)

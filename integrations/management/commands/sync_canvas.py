@@ -11,8 +11,8 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from integrations.canvas.pull import canvas_params_for, canvas_run_create
 from integrations.canvas.profiles import COURSE_STATES, DEFAULT_PROFILE, DEFAULT_STATE, PROFILES
+from integrations.canvas.pull import canvas_params_for, canvas_run_create
 from integrations.cli import JobCommand, os_user
 from reports.models import Run, RunKind
 
