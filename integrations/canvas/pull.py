@@ -526,6 +526,7 @@ def _children(parent: Run, targets: list[tuple[str, str]], profile: str) -> list
                 "course_id": course_id,
                 "profile": profile,
                 "parent_run_id": parent.pk,
+                "child_key": course_id,
             }
             child = run_create(
                 kind=RunKind.CANVAS_SYNC,
@@ -813,7 +814,7 @@ def canvas_retry_child(*, child: Run, triggered_by: str, user=None) -> Run:
         raise ValueError("A pull of this course is already queued or running.")
     params = {
         key: child.params[key]
-        for key in ("mode", "course_id", "profile", "parent_run_id")
+        for key in ("mode", "course_id", "profile", "parent_run_id", "child_key")
         if key in child.params
     }
     params["retry_of"] = child.pk
@@ -824,3 +825,13 @@ def canvas_retry_child(*, child: Run, triggered_by: str, user=None) -> Run:
         subject=child.subject,
         params=params,
     )
+
+
+def canvas_scheduled_pull(params_json: str) -> str | None:
+    """Entry point of a schedule made on the Canvas page: pull that selection now."""
+    import json
+
+    from integrations.tasks import run_job
+
+    run = canvas_run_create(params=json.loads(params_json), triggered_by="schedule")
+    return run_job(run.pk)
