@@ -49,38 +49,6 @@ def test_a_course_pull_stores_what_the_simulator_serves(canvas):
     assert Progression.objects.filter(cohort=cohort).count() == expected["submissions"]
 
 
-class VirtualClock:
-    """Seconds for the simulator's leaky bucket: each look moves time on a little, and the
-    client's pauses (retries and slow-downs, never really slept in tests) move it on."""
-
-    def __init__(self, tick: float = 0.5) -> None:
-        self.now, self.tick = 0.0, tick
-
-    def __call__(self) -> float:
-        self.now += self.tick
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def virtual_time(monkeypatch):
-    """A virtual clock that the client's pauses advance (patched into the retry policy)."""
-    from integrations import http
-
-    clock = VirtualClock()
-    original = http.retry_policy_from_settings
-
-    def policy():
-        retry = original()
-        retry.sleep = clock.sleep
-        return retry
-
-    monkeypatch.setattr(http, "retry_policy_from_settings", policy)
-    return clock
-
-
 def test_a_rerun_writes_nothing(canvas):
     canvas()
     first = pull(BIOLOGY)
@@ -179,10 +147,10 @@ def test_a_permission_403_fails_the_course_with_its_own_class(canvas):
     assert not Cohort.objects.filter(external_id=WORLD_HISTORY).exists()
 
 
-def test_throttling_and_server_errors_still_give_the_right_counts(canvas, virtual_time, settings):
+def test_throttling_and_server_errors_still_give_the_right_counts(canvas, canvas_clock, settings):
     settings.HTTP_MAX_RETRIES = 8
     sim = canvas(
-        clock=virtual_time, request_cost=100.0, leak_rate=10.0, high_water=300.0, fail_rate=0.2
+        clock=canvas_clock, request_cost=100.0, leak_rate=10.0, high_water=300.0, fail_rate=0.2
     )
     run = pull(BIOLOGY)
     assert run.status == RunStatus.SUCCEEDED, run.message
@@ -194,8 +162,8 @@ def test_throttling_and_server_errors_still_give_the_right_counts(canvas, virtua
     assert cohort.students.count() == expected["students"]
 
 
-def test_the_client_slows_down_before_the_bucket_empties(canvas, virtual_time, settings):
-    sim = canvas(clock=virtual_time, request_cost=40.0, leak_rate=10.0, high_water=300.0)
+def test_the_client_slows_down_before_the_bucket_empties(canvas, canvas_clock, settings):
+    sim = canvas(clock=canvas_clock, request_cost=40.0, leak_rate=10.0, high_water=300.0)
     settings.CANVAS_RATE_LIMIT_FLOOR = 150
     run = pull(BIOLOGY)
     assert run.status == RunStatus.SUCCEEDED, run.message
