@@ -71,7 +71,7 @@ def test_bulk_without_an_account_id_exits_2(canvas, settings):
     sim = canvas()
     settings.CANVAS_ACCOUNT_ID = ""
     code, summary, _, err = sync("--all")
-    assert code == 2 and "CANVAS_ACCOUNT_ID" in err
+    assert code == 2 and summary["status"] == "invalid" and "CANVAS_ACCOUNT_ID" in err
     assert sim.request_log == []
 
 
