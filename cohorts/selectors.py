@@ -235,5 +235,56 @@ __all__ = [
     "cohort_student_get",
     "cohorts_visible_to",
     "mentor_notes_for",
+    "person_cohorts",
     "progressions_filtered",
 ]
+
+
+def person_cohorts(*, user, student: Student) -> list[dict[str, Any]]:
+    """Every cohort the same person is in, whatever its source, that the user may see:
+    records sharing the student's person (one email, or linked by an admin). Each row:
+    cohort, student (the record in that cohort), source, completed, assignments (published
+    only), current score and last activity where the source gives them. Three queries."""
+    if student.person_id is None:
+        records = Student.objects.filter(pk=student.pk)
+    else:
+        records = Student.objects.filter(person_id=student.person_id)
+    enrollments = list(
+        Enrollment.objects.filter(student__in=records, cohort__in=cohorts_visible_to(user))
+        .select_related("cohort", "student")
+        .order_by("cohort__name", "cohort_id")
+    )
+    cohort_ids = [e.cohort_id for e in enrollments]
+    assignments = dict(
+        Assignment.objects.filter(cohort_id__in=cohort_ids, published=True)
+        .order_by()
+        .values("cohort_id")
+        .annotate(n=Count("id"))
+        .values_list("cohort_id", "n")
+    )
+    completed = {
+        (c, s): n
+        for c, s, n in Progression.objects.filter(
+            cohort_id__in=cohort_ids,
+            student__in=records,
+            completed_at__isnull=False,
+            assignment__published=True,
+        )
+        .order_by()
+        .values("cohort_id", "student_id")
+        .annotate(n=Count("assignment_id", distinct=True))
+        .values_list("cohort_id", "student_id", "n")
+    }
+    return [
+        {
+            "cohort": e.cohort,
+            "student": e.student,
+            "source": e.cohort.get_source_display(),
+            "completed": completed.get((e.cohort_id, e.student_id), 0),
+            "assignments": assignments.get(e.cohort_id, 0),
+            "current_score": e.current_score,
+            "last_activity_at": e.last_activity_at,
+            "this": e.student_id == student.pk,
+        }
+        for e in enrollments
+    ]

@@ -47,6 +47,7 @@ from cohorts.selectors import (
     cohort_list_rows,
     cohort_student_get,
     mentor_notes_for,
+    person_cohorts,
 )
 from reports.csvexport import csv_response
 
@@ -583,6 +584,7 @@ def cohort_student(request, pk: int, student_id: int):
             "not_started": len(health.all_assignments) - len(timeline),
             "timeline": timeline,
             "notes": list(mentor_notes_for(cohort=cohort, student=student)),
+            "person_cohorts": person_cohorts(user=request.user, student=student),
             "note_form": note_form,
             "chart": charts.progress_figure(
                 progress,

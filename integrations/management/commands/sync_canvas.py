@@ -55,9 +55,7 @@ class Command(JobCommand):
 
     def create_run(self, options: dict[str, Any]) -> Run:
         if options["course"] and (options["max_courses"] is not None or options["term"]):
-            raise CommandError(
-                "--term and --max-courses go with --all, not --course", returncode=2
-            )
+            raise CommandError("--term and --max-courses go with --all, not --course", returncode=2)
         # Bad values still get a run, recorded as invalid (exit 2) with its --json summary.
         params = canvas_params_for(
             course_ids=options["course"],
