@@ -41,15 +41,34 @@ def cohort_student_get(*, cohort: Cohort, student_id: int) -> Student:
 def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(students, assignments, progressions) frames for `cohorts.analytics`. Three queries.
 
-    Progressions without any timestamp are left out (see `analytics.scoped`).
+    Progressions without any timestamp or flag are left out (see `analytics.scoped`).
+    Unpublished assignments are left out. Sources that give them add the students'
+    `vendor_last_activity` and `current_score`, and every progression its missing and
+    late flags.
     """
-    students = analytics.students_frame(
+    rows = list(
         Student.objects.filter(enrollments__cohort=cohort)
         .order_by("id")
-        .values_list("id", "external_id", "first_name", "last_name", "email")
+        .values_list(
+            "id",
+            "external_id",
+            "first_name",
+            "last_name",
+            "email",
+            # The same join as the filter: this cohort's enrollment of each student.
+            "enrollments__last_activity_at",
+            "enrollments__current_score",
+        )
     )
+    students = analytics.students_frame(row[:5] for row in rows)
+    if analytics.signals_for(cohort.source).vendor_activity:
+        students["vendor_last_activity"] = analytics._utc([row[5] for row in rows])
+        students["current_score"] = pd.Series(
+            [row[6] for row in rows], index=students.index, dtype="float64"
+        )
     assignments = analytics.assignments_frame(
-        Assignment.objects.filter(cohort=cohort)
+        # Unpublished work is kept but left out of every metric.
+        Assignment.objects.filter(cohort=cohort, published=True)
         .order_by("unit_position", "position", "id")
         .values_list("id", "external_id", "name", "kind", "unit", "unit_position", "position")
     )
@@ -62,11 +81,17 @@ def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
                 Q(started_at__isnull=False)
                 | Q(completed_at__isnull=False)
                 | Q(reviewed_at__isnull=False)
+                | Q(missing=True)
+                | Q(late=True)
             )
             .order_by()
             .annotate(**{f"{name}_raw": _stamp(name) for name in analytics.STAMPS})
             .values_list(
-                "student_id", "assignment_id", "grade", *(f"{n}_raw" for n in analytics.STAMPS)
+                "student_id",
+                "assignment_id",
+                "grade",
+                *(f"{n}_raw" for n in analytics.STAMPS),
+                *analytics.FLAGS,
             )
         )
     )
@@ -105,22 +130,27 @@ def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
     cohorts = list(cohorts_visible_to(user).order_by("name", "id"))
     visible = cohorts_visible_to(user).values("pk")
     assignment_counts = dict(
-        Assignment.objects.filter(cohort__in=visible)
+        Assignment.objects.filter(cohort__in=visible, published=True)
         .order_by()
         .values("cohort_id")
         .annotate(n=Count("id"))
         .values_list("cohort_id", "n")
     )
     enrolled: dict[int, list[int]] = defaultdict(list)
-    for cohort_id, student_id in (
+    vendor_activity: dict[tuple[int, int], Any] = {}
+    for cohort_id, student_id, last_activity_at in (
         Enrollment.objects.filter(cohort__in=visible)
         .order_by()
-        .values_list("cohort_id", "student_id")
+        .values_list("cohort_id", "student_id", "last_activity_at")
     ):
         enrolled[cohort_id].append(student_id)
-    done = Q(completed_at__isnull=False)
-    quiz = Q(assignment__kind__iexact=analytics.QUIZ_KIND, grade__isnull=False) & (
-        Q(started_at__isnull=False) | done | Q(reviewed_at__isnull=False)
+        vendor_activity[(cohort_id, student_id)] = last_activity_at
+    published = Q(assignment__published=True)
+    done = Q(completed_at__isnull=False) & published
+    quiz = (
+        Q(assignment__kind__iexact=analytics.QUIZ_KIND, grade__isnull=False)
+        & published
+        & (Q(started_at__isnull=False) | done | Q(reviewed_at__isnull=False))
     )
     aggregates: dict[int, list[tuple]] = defaultdict(list)
     for row in (
@@ -135,6 +165,8 @@ def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
             last_reviewed=Max("reviewed_at"),
             quiz_average=Avg("grade", filter=quiz),
             quizzes_graded=Count("assignment_id", filter=quiz, distinct=True),
+            missing=Count("assignment_id", filter=Q(missing=True) & published, distinct=True),
+            late=Count("assignment_id", filter=Q(late=True) & published, distinct=True),
         )
         .values_list(
             "cohort_id",
@@ -145,20 +177,32 @@ def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
             "last_reviewed",
             "quiz_average",
             "quizzes_graded",
+            "missing",
+            "late",
         )
     ):
-        cohort_id, student_id, completed, *stamps, quiz_average, quizzes = row
-        last = max((s for s in stamps if s is not None), default=None)
-        aggregates[cohort_id].append((student_id, completed, last, quiz_average, quizzes))
+        cohort_id, student_id, completed, *stamps, quiz_average, quizzes, missing, late = row
+        aggregates[cohort_id].append(
+            (student_id, completed, stamps, quiz_average, quizzes, missing, late)
+        )
 
     rows = []
     for cohort in cohorts:
         students = enrolled.get(cohort.pk, [])
         n_assignments = assignment_counts.get(cohort.pk, 0)
         known = {r[0]: r for r in aggregates.get(cohort.pk, [])}
-        summary = analytics.summary_frame(
-            known.get(sid, (sid, 0, None, None, 0)) for sid in sorted(students)
-        )
+        signals = analytics.signals_for(cohort.source)
+        summary_rows = []
+        for sid in sorted(students):
+            _, completed, stamps, quiz_average, quizzes, missing, late = known.get(
+                sid, (sid, 0, [], None, 0, 0, 0)
+            )
+            if signals.vendor_activity:
+                stamps = [*stamps, vendor_activity.get((cohort.pk, sid))]
+            last = max((s for s in stamps if s is not None), default=None)
+            row = (sid, completed, last, quiz_average, quizzes)
+            summary_rows.append((*row, missing, late) if signals.flags else row)
+        summary = analytics.summary_frame(summary_rows, flags=signals.flags)
         health = analytics.student_health(
             summary,
             assignment_count=n_assignments,

@@ -96,6 +96,7 @@ def _health(cohort: Cohort, request: HttpRequest | None = None):
         date_from=values.get("date_from"),
         date_to=values.get("date_to"),
         freq=values.get("freq") or None,
+        source=cohort.source,
     )
     return form, values, health
 
