@@ -747,7 +747,7 @@ def _bulk_summary(tracker: RunTracker, children: list[Run]) -> None:
     parent = tracker.run
     latest = bulk_children(parent)
     stats = bulk_stats(latest)
-    for key in ("created", "updated", "unchanged", "skipped"):
+    for key in ("fetched", "created", "updated", "unchanged", "skipped"):
         tracker.set_count(key, sum(int(c.counts.get(key, 0)) for c in latest))
     tracker.set_count("courses", stats["courses"])
     tracker.set_count("succeeded", stats["succeeded"])
@@ -794,7 +794,7 @@ def parent_refresh(parent_id: int) -> None:
     stats = bulk_stats(latest)
     counts = dict(parent.counts)
     counts.update(succeeded=stats["succeeded"], failed=stats["failed"], courses=stats["courses"])
-    for key in ("created", "updated", "unchanged", "skipped"):
+    for key in ("fetched", "created", "updated", "unchanged", "skipped"):
         counts[key] = sum(int(c.counts.get(key, 0)) for c in latest)
     status = parent.status
     if parent.status in SUCCESS and stats["finished"] == stats["courses"]:
