@@ -50,8 +50,6 @@ def test_every_declared_kind_is_fully_declared(kind):
         assert declared.schedule.source in Source.values
         start = inspect.signature(import_string(declared.schedule.start)).parameters
         assert {"cohort_id", "triggered_by", "user"} <= set(start)
-        # A pull re-reads everything, so a resumed pull starts again from scratch.
-        assert declared.resume == Resume.RESTART
 
 
 def test_what_the_old_wiring_held_is_kept():
@@ -168,19 +166,45 @@ def test_two_kinds_may_share_one_simulator():
     assert set(found) == {RunKind.CANVAS_SYNC, RunKind.TITAN_SYNC}
 
 
-def test_kinds_must_be_a_tuple_of_jobkind(monkeypatch, tmp_path):
+@pytest.fixture
+def vendor_folder(monkeypatch, tmp_path):
+    """Adds a vendor folder `integrations/zvendor/` holding the given kind.py, as a new
+    vendor would; the registry is read afresh, and restored afterwards."""
     import sys
-    import types
 
-    module = types.ModuleType("integrations.fake.kind")
-    module.KINDS = [kind()]  # a list, not a tuple
-    monkeypatch.setitem(sys.modules, "integrations.fake.kind", module)
-    monkeypatch.setattr(registry, "vendor_modules", lambda: ["integrations.fake.kind"])
-    registry._load.cache_clear()
-    try:
-        with pytest.raises(ImproperlyConfigured, match=r"integrations\.fake\.kind\.KINDS must be"):
-            registry.kinds()
-    finally:
-        monkeypatch.undo()
+    import integrations
+
+    def add(kind_py: str) -> None:
+        folder = tmp_path / "zvendor"
+        folder.mkdir()
+        (folder / "__init__.py").write_text("")
+        (folder / "kind.py").write_text(kind_py)
+        monkeypatch.setattr(integrations, "__path__", [*integrations.__path__, str(tmp_path)])
         registry._load.cache_clear()
-    assert RunKind.OPENCLASS_SYNC in registry.kinds()
+
+    yield add
+    monkeypatch.undo()
+    for name in ("integrations.zvendor.kind", "integrations.zvendor"):
+        sys.modules.pop(name, None)
+    registry._load.cache_clear()
+
+
+def test_a_new_vendor_folder_is_all_it_takes(vendor_folder, monkeypatch):
+    vendor_folder(
+        "from integrations.registry import CohortSchedule, JobKind, Resume\n"
+        "KINDS = (JobKind(kind='canvas_sync', job='tests.fake_jobs.ok_job',\n"
+        "    summary_keys=('failed',), resume=Resume.RESTART,\n"
+        "    schedule=CohortSchedule(source='canvas', start='tests.fake_jobs.fake_pull_start')),)\n"
+    )
+    found = registry.vendor_modules()
+    assert "integrations.zvendor.kind" in found and "integrations.openclass.kind" in found
+    # Read alone: once Canvas has its own folder, canvas_sync would be declared twice.
+    monkeypatch.setattr(registry, "vendor_modules", lambda: ["integrations.zvendor.kind"])
+    assert list(registry.kinds()) == [RunKind.CANVAS_SYNC]
+    assert registry.kind_for_source(Source.CANVAS).job == "tests.fake_jobs.ok_job"
+
+
+def test_kinds_must_be_a_tuple_of_jobkind(vendor_folder):
+    vendor_folder("KINDS = []\n")
+    with pytest.raises(ImproperlyConfigured, match=r"integrations\.zvendor\.kind\.KINDS must be"):
+        registry.kinds()

@@ -84,3 +84,21 @@ def test_wrong_password_is_refused(sandbox):
     _, servers = sandbox
     with pytest.raises(AuthError):
         client_for(sandbox_env(servers), password="not-the-demo-password").login()
+
+
+def test_the_command_gives_the_token_lifetime_to_every_registered_simulator(monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    from integrations.management.commands import sandbox as command
+
+    seen = {}
+
+    def fake_start(**kwargs):
+        seen.update(kwargs)
+        return {}  # nothing served: the command stops with an error
+
+    monkeypatch.setattr(command, "sandbox_start", fake_start)
+    with pytest.raises(CommandError, match="no simulator is available"):
+        call_command("sandbox", "--token-lifetime", "9")
+    assert seen["options"] == {entry.name: {"token_lifetime": 9} for entry in simulators()}
+    assert {"openclass", "apex"} <= set(seen["options"])

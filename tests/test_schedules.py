@@ -136,8 +136,8 @@ def test_scheduled_pull_runs_once_and_skips_while_one_is_going(openclass, settin
 
 
 @pytest.fixture
-def canvas_kind(register_kind):
-    """A pull kind for Canvas cohorts, as the Canvas vendor folder would declare it."""
+def canvas_kind(no_canvas_kind, register_kind):
+    """A pull kind for Canvas cohorts (a fake job), in place of any the registry holds."""
     from integrations.registry import CohortSchedule, JobKind, Resume
     from reports.models import RunKind
 
