@@ -68,7 +68,7 @@ def test_a_schedule_of_filters_and_its_task(client, admin_user, canvas):
     # The schedule's task pulls that selection.
     from integrations.canvas.pull import canvas_scheduled_pull
 
-    params = json.loads(eval(schedule.args))  # noqa: S307 - django-q stores args as a repr
+    params = json.loads(eval(schedule.args))
     assert canvas_scheduled_pull(json.dumps(params)) == RunStatus.SUCCEEDED
     run = Run.objects.get(kind=RunKind.CANVAS_SYNC, params__mode="bulk")
     assert run.triggered_by == "schedule" and run.counts["courses"] == 1

@@ -618,6 +618,8 @@ def _bulk_job(tracker: RunTracker) -> None:
                     break
                 done, _ = wait(in_flight, timeout=HEARTBEAT_SECONDS, return_when=FIRST_COMPLETED)
                 tracker.set_total(len(children))  # keeps the parent's heartbeat fresh
+                for flight in in_flight.values():
+                    flight.tracker.set_total(None)  # and each course's being fetched
                 for future in done:
                     flight = in_flight.pop(future)
                     _child_finish(flight, future)
