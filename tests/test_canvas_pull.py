@@ -218,3 +218,22 @@ def test_a_second_pull_of_a_course_being_pulled_sends_nothing(canvas):
     run = pull(BIOLOGY)
     assert run.status == RunStatus.INVALID and f"run #{live.pk}" in run.message
     assert sim.request_log == []
+
+
+def test_a_stale_full_read_makes_the_next_pull_read_everything(canvas, settings):
+    from django.utils import timezone
+
+    sim = canvas()
+    first = pull(BIOLOGY)
+    assert first.params["full_read"] is True
+    second = pull(BIOLOGY)
+    assert second.params["full_read"] is False and second.params["since"]
+    # A day later: due dates passed since, and missing flags with them.
+    settings.CANVAS_FULL_REFRESH_HOURS = 24
+    Run.objects.filter(pk__in=[first.pk, second.pk]).update(
+        started_at=timezone.now() - timezone.timedelta(hours=25)
+    )
+    third = pull(BIOLOGY)
+    assert third.params["full_read"] is True and "since" not in third.params
+    assert third.counts["submissions"] == sim.course_counts(BIOLOGY)["submissions_served"]
+    assert third.counts["created"] == 0 and third.counts["updated"] == 0

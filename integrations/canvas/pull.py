@@ -302,7 +302,7 @@ def course_known(course_id: str, profile: Profile, params: dict[str, Any], run: 
     if cohort is None:
         return Known()
     with_submissions = [p.name for p in PROFILES.values() if p.submissions]
-    previous = (
+    pulls = (
         Run.objects.filter(
             kind=RunKind.CANVAS_SYNC,
             status__in=list(SUCCESS),
@@ -313,10 +313,17 @@ def course_known(course_id: str, profile: Profile, params: dict[str, Any], run: 
         )
         .exclude(pk=run.pk)
         .order_by("-started_at")
-        .first()
     )
+    previous = pulls.first()
     if previous is None:
         return Known()
+    hours = int(settings.CANVAS_FULL_REFRESH_HOURS)
+    if hours > 0:
+        # Missing flags appear when a due date passes, which no "since" read returns:
+        # every so often, read every submission again.
+        last_full = pulls.filter(params__full_read=True).first()
+        if last_full is None or last_full.started_at < timezone.now() - timedelta(hours=hours):
+            return Known()
     overlap = timedelta(seconds=settings.CANVAS_WATERMARK_OVERLAP_SECONDS)
     since = (previous.started_at - overlap).astimezone(UTC)
     return Known(
@@ -425,7 +432,8 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         )
     if data.since:
         run.params["since"] = data.since
-    run.params["pulled"] = {"since": data.since or None}
+    if data.submissions is not None:
+        run.params["full_read"] = not data.since
 
 
 def _add(totals: dict[str, int], result) -> None:
