@@ -61,6 +61,7 @@ def test_openclass_and_canvas_records_are_one_person_and_the_page_shows_both(
     for name in ("Biology 101", "Chemistry 201", "Software Development 1"):
         assert name in html
     assert "OpenClass.ai" in html and "Canvas LMS" in html
+    assert "current score at Canvas LMS" in html
     del oc
 
 
