@@ -141,6 +141,11 @@ def test_a_permission_403_fails_the_course_with_its_own_class(canvas):
     assert run.status == RunStatus.FAILED
     assert run.error_class == "permission"
     assert "may not read" in run.message
+    assert run.params["failure"] == {
+        "kind": "permission",
+        "label": "Permission denied",
+        "retryable": False,
+    }
     # Not retried: one request for the submissions.
     assert len(sim.calls("GET", "/students/submissions$")) == 1
     # Nothing of the course is half-stored.

@@ -465,6 +465,22 @@ def canvas_sync_job(tracker: RunTracker) -> None:
     if params["mode"] == "bulk":
         _bulk_job(tracker)
         return
+    try:
+        _course_job(tracker)
+    except Exception as exc:
+        # Said on the run as for a course of a bulk pull: what failed, and whether a
+        # retry can help. job_execute then records the failure itself.
+        kind, retryable = failure_of(exc)
+        params["failure"] = {
+            "kind": kind,
+            "label": FAILURE_LABELS[kind],
+            "retryable": retryable,
+        }
+        raise
+
+
+def _course_job(tracker: RunTracker) -> None:
+    params = tracker.run.params
     client = CanvasClient.from_settings()  # ConfigError here: nothing was sent
     course_id = str(params["course_id"])
     busy = _live_pull(course_id, exclude=tracker.run.pk)
