@@ -244,6 +244,10 @@ CANVAS_WATERMARK_OVERLAP_SECONDS = env.int("CANVAS_WATERMARK_OVERLAP_SECONDS", d
 CANVAS_FULL_REFRESH_HOURS = env.int("CANVAS_FULL_REFRESH_HOURS", default=24)
 
 ROSTER_MAX_BYTES = env.int("ROSTER_MAX_BYTES", default=20 * 1024 * 1024)
+# More header names per roster column: JSON {"email": ["E-mail"]} or email=E-mail|Mail,...
+# (checked when a roster is read; a malformed value stops that job naming the variable).
+APEX_HEADER_ALIASES = env.str("APEX_HEADER_ALIASES", default="")
+TITAN_HEADER_ALIASES = env.str("TITAN_HEADER_ALIASES", default="")
 HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=30.0)
 HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
 
