@@ -6,7 +6,7 @@ step); keep it a plain ModelAdmin subclass so that wrapping keeps working.
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.cache import patch_cache_control
 

@@ -147,3 +147,16 @@ def test_linking_needs_two_records(cohort_a):
     students_upsert(cohort=cohort_a, source=Source.OPENCLASS, records=[StudentRecord("x")])
     with pytest.raises(ValueError, match="at least two"):
         persons_link(students=list(Student.objects.all()), by="ada")
+
+
+def test_linking_one_record_in_the_admin_says_why_not(cohort_a, admin_user, client):
+    students_upsert(cohort=cohort_a, source=Source.OPENCLASS, records=[StudentRecord("solo")])
+    solo = Student.objects.get(external_id="solo")
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/cohorts/student/",
+        {"action": "link_as_one_person", "_selected_action": [solo.pk]},
+        follow=True,
+    )
+    assert "at least two" in response.content.decode()
+    assert not PersonLinkLog.objects.exists()
