@@ -34,38 +34,58 @@ def cohort_get_for_user(*, user, pk: int) -> Cohort:
 
 
 def cohort_student_get(*, cohort: Cohort, student_id: int) -> Student:
-    """A student enrolled in the cohort, else 404 (one query)."""
+    """A student enrolled in the cohort, else 404 (one query). A student who left is still
+    found: their history stays (`cohort_frames_with_leavers` says when they left)."""
     return get_object_or_404(Student.objects.filter(enrollments__cohort=cohort), pk=student_id)
 
 
 def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(students, assignments, progressions) frames for `cohorts.analytics`. Three queries.
 
-    Progressions without any timestamp or flag are left out (see `analytics.scoped`).
-    Unpublished assignments are left out. Sources that give them add the students'
-    `vendor_last_activity` and `current_score`, and every progression its missing and
-    late flags.
+    Only active enrollments count: a student who left is in no frame, so in no metric and
+    no denominator. Progressions without any timestamp or flag are left out
+    (`analytics.scoped`); so are unpublished assignments. Sources that give them add the
+    students' `vendor_last_activity` and `current_score`, and every progression its missing
+    and late flags.
     """
-    rows = list(
-        Student.objects.filter(enrollments__cohort=cohort)
-        .order_by("id")
+    students, assignments, progressions, _ = cohort_frames_with_leavers(cohort=cohort)
+    return students, assignments, progressions
+
+
+def cohort_frames_with_leavers(
+    *, cohort: Cohort
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """`cohort_frames` and a fourth frame: the students who left (the students frame's
+    columns and `left_at`), latest leaver first. The same three queries."""
+    active, left = [], []
+    for *row, is_active, left_at in (
+        Enrollment.objects.filter(cohort=cohort)
+        .order_by("student_id")
         .values_list(
-            "id",
-            "external_id",
-            "first_name",
-            "last_name",
-            "email",
-            # The same join as the filter: this cohort's enrollment of each student.
-            "enrollments__last_activity_at",
-            "enrollments__current_score",
+            "student_id",
+            "student__external_id",
+            "student__first_name",
+            "student__last_name",
+            "student__email",
+            "last_activity_at",
+            "current_score",
+            "active",
+            "left_at",
         )
-    )
-    students = analytics.students_frame(row[:5] for row in rows)
+    ):
+        (active if is_active else left).append((*row, left_at))
+    vendor = [(row[5], row[6]) for row in active]
+    active = [(*row[:5], row[-1]) for row in active]
+    left = [(*row[:5], row[-1]) for row in left]
+    students = analytics.students_frame(row[:-1] for row in active)
     if analytics.signals_for(cohort.source).vendor_activity:
-        students["vendor_last_activity"] = analytics._utc([row[5] for row in rows])
+        students["vendor_last_activity"] = analytics._utc([v[0] for v in vendor])
         students["current_score"] = pd.Series(
-            [row[6] for row in rows], index=students.index, dtype="float64"
+            [v[1] for v in vendor], index=students.index, dtype="float64"
         )
+    leavers = analytics.students_frame(row[:-1] for row in left)
+    leavers["left_at"] = analytics.utc_column([row[-1] for row in left])
+    leavers = leavers.sort_values(["left_at", "student_id"], ascending=[False, True])
     assignments = analytics.assignments_frame(
         # Unpublished work is kept but left out of every metric.
         Assignment.objects.filter(cohort=cohort, published=True)
@@ -95,7 +115,7 @@ def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
             )
         )
     )
-    return students, assignments, progressions
+    return students, assignments, progressions, leavers.reset_index(drop=True)
 
 
 def _stamp(name: str):
@@ -122,6 +142,7 @@ def _raw_rows(qs: QuerySet) -> list[tuple]:
 def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
     """Each cohort the user may see with its students, assignments, completion, students at
     risk and freshness. Four queries, however many cohorts and students there are.
+    Students who left (inactive enrollments) count nowhere.
 
     Health here comes from per-student aggregates the database computes, classified by the
     same `analytics.student_health` as the cohort page, so the two pages agree (short of
@@ -139,7 +160,7 @@ def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
     enrolled: dict[int, list[int]] = defaultdict(list)
     vendor_activity: dict[tuple[int, int], Any] = {}
     for cohort_id, student_id, last_activity_at in (
-        Enrollment.objects.filter(cohort__in=visible)
+        Enrollment.objects.filter(cohort__in=visible, active=True)
         .order_by()
         .values_list("cohort_id", "student_id", "last_activity_at")
     ):
@@ -273,6 +294,7 @@ def progressions_filtered(
 
 __all__ = [
     "cohort_frames",
+    "cohort_frames_with_leavers",
     "cohort_freshness",
     "cohort_get_for_user",
     "cohort_list_rows",

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from integrations.redact import redact, register_secret  # noqa: F401 - re-exported
 from reports.constants import ErrorClass
@@ -88,7 +89,7 @@ class AuthError(VendorError):
 class PermissionDenied(VendorError):
     """The credentials are good but not allowed to do this (e.g. Canvas 403 unauthorized)."""
 
-    error_class = "permission"
+    error_class = ErrorClass.PERMISSION
 
 
 class NotFoundError(VendorError):
@@ -115,9 +116,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+_DIRTY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
 def clean_text(value: str) -> str:
     """`value` without NUL and other C0 controls (tab, newline, CR kept); lone surrogates
     become U+FFFD."""
+    if _DIRTY.search(value) is None:  # nearly always: one scan, no copy
+        return value
     value = _CONTROL.sub("", value)
     return _SURROGATE.sub("\ufffd", value)
 
@@ -145,10 +151,31 @@ def describe(response: requests.Response) -> str:
     return f"{method} {path}"
 
 
+# The escape of a C0 control or of a surrogate: only a text holding one (or a raw control
+# character, which strict parsing refuses) can decode to a string that needs cleaning. Tab,
+# newline and CR escapes match too and only cost the walk.
+_DIRTY_ESCAPE = re.compile(r"\\u(?:00[01]|[dD][89a-fA-F])")
+
+
+def loads_clean(text: str | bytes) -> Any:
+    """json.loads, with every string cleaned by `clean_strings` when the text can hold
+    anything to clean (most texts cannot, and are not walked). Raw control characters inside
+    strings, which strict JSON refuses, are accepted and stripped; bytes that are not valid
+    in the text's encoding become U+FFFD."""
+    if isinstance(text, bytes | bytearray):
+        text = text.decode(json.detect_encoding(text), "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = json.loads(text, strict=False)  # still invalid: raises ValueError
+        return clean_strings(data)
+    return clean_strings(data) if "\\u" in text and _DIRTY_ESCAPE.search(text) else data
+
+
 def decode_json(response: requests.Response, vendor: str) -> Any:
     """The response's JSON with every string cleaned; MalformedResponse when it is not JSON."""
     try:
-        data = json.loads(response.content or b"")
+        return loads_clean(response.content or b"")
     except (ValueError, UnicodeDecodeError):
         raise MalformedResponse(
             f"{vendor}: {describe(response)} answered HTTP {response.status_code} with a "
@@ -156,7 +183,6 @@ def decode_json(response: requests.Response, vendor: str) -> Any:
             status=response.status_code,
             body=_body_text(response),
         ) from None
-    return clean_strings(data)
 
 
 def _body_text(response: requests.Response) -> str:
@@ -343,7 +369,8 @@ class HttpClient:
         A classified error is raised; when it is not permanent and the call may be repeated
         (`idempotent`, by default True for GET, HEAD, OPTIONS, PUT, DELETE and False for
         POST, PATCH), the call is retried first, up to the policy's limit. Network failures
-        and timeouts are TransientErrors, retried the same way.
+        and timeouts are TransientErrors, retried the same way; a connection that was never
+        made (refused, connect timeout) is retried whatever the method: nothing was sent.
         """
         method = method.upper()
         if idempotent is None:
@@ -353,32 +380,29 @@ class HttpClient:
         # Vendor APIs answer in place; following a redirect could carry a credential header
         # (OpenClass's custom `bearer`, which requests does not strip) to another host.
         kwargs["allow_redirects"] = False
-        attempts = (self.retry.max_retries if idempotent else 0) + 1
+        attempts = self.retry.max_retries + 1
         shown = urlsplit(url).path
         for attempt in range(attempts):
             self.limiter.wait()
+            never_sent = False
             try:
                 response = self.session.request(method, url, **kwargs)
             except requests.Timeout as exc:
+                # A connect timeout means no byte of the request left: safe to repeat.
+                never_sent = isinstance(exc, requests.ConnectTimeout)
                 error: VendorError = TransientError(
                     f"{self.vendor}: {method} {shown} timed out after {self.timeout}s"
                 )
                 logger.warning(
-                    "%s %s timed out (attempt %d/%d): %s",
-                    method,
-                    shown,
-                    attempt + 1,
-                    attempts,
-                    _short(exc),
+                    "%s %s timed out (attempt %d): %s", method, shown, attempt + 1, _short(exc)
                 )
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 # ChunkedEncodingError: the connection dropped while the body was read.
+                never_sent = _connection_refused(exc)
                 error = TransientError(
                     f"{self.vendor}: could not connect for {method} {shown} ({_short(exc)})"
                 )
-                logger.warning(
-                    "%s %s connection error (attempt %d/%d)", method, shown, attempt + 1, attempts
-                )
+                logger.warning("%s %s connection error (attempt %d)", method, shown, attempt + 1)
             else:
                 classified = self.classify(response)
                 if classified is None:
@@ -387,15 +411,15 @@ class HttpClient:
                 if isinstance(error, ThrottledError):
                     self.throttled += 1
                 logger.info(
-                    "%s %s -> %s, %s (attempt %d/%d)",
+                    "%s %s -> %s, %s (attempt %d)",
                     method,
                     shown,
                     response.status_code,
                     error.error_class,
                     attempt + 1,
-                    attempts,
                 )
-            if error.permanent or attempt + 1 >= attempts:
+            # A call that is not idempotent is repeated only when it never left this host.
+            if error.permanent or attempt + 1 >= attempts or not (idempotent or never_sent):
                 raise error
             retry_after = error.retry_after if isinstance(error, TransientError) else None
             delay = self.retry.delay(attempt, retry_after)
@@ -403,6 +427,14 @@ class HttpClient:
             self.slept_seconds += delay
             self.retry.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _connection_refused(exc: Exception) -> bool:
+    """True when the TCP connection was never made (refused, no route, DNS): nothing of the
+    request was sent, so even a create may be tried again."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3 MaxRetryError wraps the cause
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def _short(exc: Exception) -> str:

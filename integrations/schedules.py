@@ -20,6 +20,7 @@ from django_q.models import Schedule
 
 from cohorts.models import Cohort
 from integrations import registry
+from notifications.schedules import notification_schedules_sync
 
 PREFIX = "classbridge:cohort-pull:cohort-"
 TASK = "integrations.tasks.cohort_pull_scheduled"
@@ -27,6 +28,7 @@ TASK = "integrations.tasks.cohort_pull_scheduled"
 # such rows are renamed (kept, not duplicated) by the next schedules_sync().
 LEGACY_PREFIX = "classbridge:openclass-pull:cohort-"
 REAPER = "classbridge:runs-reap"
+RETENTION = "classbridge:retention-prune"
 
 
 @dataclass
@@ -52,6 +54,15 @@ def schedules_sync() -> ScheduleChanges:
             "func": "integrations.tasks.runs_reap",
             "schedule_type": Schedule.MINUTES,
             "minutes": 5,
+            "repeats": -1,
+        },
+    )
+    notification_schedules_sync()  # mentor digests and stale-data alerts
+    Schedule.objects.update_or_create(
+        name=RETENTION,
+        defaults={
+            "func": "integrations.retention.retention_prune",
+            "schedule_type": Schedule.DAILY,
             "repeats": -1,
         },
     )

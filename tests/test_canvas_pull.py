@@ -242,3 +242,29 @@ def test_a_stale_full_read_makes_the_next_pull_read_everything(canvas, settings)
     assert third.params["full_read"] is True and "since" not in third.params
     assert third.counts["submissions"] == sim.course_counts(BIOLOGY)["submissions_served"]
     assert third.counts["created"] == 0 and third.counts["updated"] == 0
+
+
+def test_a_student_who_leaves_the_course_becomes_inactive_and_can_come_back(canvas):
+    sim = canvas()
+    pull(BIOLOGY)
+    leaver_id = sim.active_students(BIOLOGY)[0]
+    enrollment = next(e for e in sim.course(BIOLOGY).enrollments if e.user_id == leaver_id)
+    enrollment.state = "inactive"  # dropped at Canvas
+    run = pull(BIOLOGY)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert run.counts["left"] == 1 and run.counts["returned"] == 0
+    stored = Enrollment.objects.get(
+        cohort__external_id=BIOLOGY, student__external_id=str(leaver_id)
+    )
+    assert not stored.active and stored.left_at is not None
+    # Kept for history; out of every metric.
+    assert Progression.objects.filter(student=stored.student, cohort=stored.cohort).exists()
+    from cohorts.selectors import cohort_frames
+
+    students, _, _ = cohort_frames(cohort=stored.cohort)
+    assert stored.student_id not in set(students["student_id"])
+    enrollment.state = "active"
+    again = pull(BIOLOGY)
+    assert again.counts["returned"] == 1
+    stored.refresh_from_db()
+    assert stored.active and stored.left_at is None

@@ -4,6 +4,7 @@ the body, absolute URLs only to the configured host, clean vendor strings, redac
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import requests
@@ -225,3 +226,65 @@ def test_from_settings_takes_the_retry_policy_and_timeout_from_settings(settings
 def test_the_default_port_is_the_same_origin():
     assert client().url("https://vendor.test:443/api/x") == "https://vendor.test:443/api/x"
     assert client().url("/x") == f"{BASE}/x"
+
+
+@pytest.mark.django_db
+def test_a_pull_with_nul_in_vendor_strings_is_stored_clean(openclass):
+    # PostgreSQL refuses NUL in text: without clean strings the whole pull would fail there.
+    from cohorts.models import Assignment, Student
+    from integrations.jobs import job_execute
+    from integrations.openclass.pull import openclass_run_create
+    from integrations.openclass.simulator import WEB
+    from reports.models import RunStatus
+
+    sim = openclass()
+    user_id = sim.progressions(WEB)[0].user_id
+    sim.users[user_id]["first_name"] = "Ja\x00ne\x1b"
+    sim_class = sim.classes[WEB]
+    assignment_id = sim.progressions(WEB)[0].assignment_id
+    name, kind = sim_class.assignments[assignment_id]
+    sim_class.assignments[assignment_id] = (f"Bring\x00 It {name}", kind)
+    run = openclass_run_create(class_id=WEB, cohort_name="", triggered_by="test")
+    run = job_execute(run.pk, send_report=False)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert Student.objects.get(external_id=user_id).first_name == "Jane"
+    assert Assignment.objects.get(external_id=assignment_id).name == f"Bring It {name}"
+
+
+def test_a_create_whose_connection_was_never_made_is_retried():
+    # Nothing of the request left this host, so repeating it cannot create anything twice.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: connections are refused
+    http = HttpClient(
+        f"http://127.0.0.1:{port}",
+        vendor="V",
+        retry=RetryPolicy(max_retries=2, sleep=lambda seconds: None),
+    )
+    with pytest.raises(TransientError, match="could not connect"):
+        http.request("POST", "/things")
+    assert http.retries_done == 2
+
+
+def test_a_create_whose_connect_timed_out_is_retried(rsps):
+    rsps.add("POST", URL, body=requests.exceptions.ConnectTimeout("connect timed out"))
+    rsps.add("POST", URL, status=201)
+    http = client()
+    assert http.request("POST", "/things").status_code == 201
+    assert http.retries_done == 1
+
+
+def test_raw_control_characters_and_bad_bytes_are_cleaned_not_refused(rsps):
+    # Strict JSON refuses a raw control character inside a string; a vendor's still is
+    # read, without it. Bytes that are not UTF-8 become U+FFFD.
+    rsps.add("GET", URL, body=b'{"name": "Jo\x00hn\x07", "city": "Mo\xffnt"}')
+    data = decode_json(client().request("GET", "/things"), "Vendor")
+    assert data == {"name": "John", "city": "Mo\ufffdnt"}
+
+
+def test_a_clean_text_is_returned_as_parsed():
+    from integrations.http import loads_clean
+
+    text = json.dumps({"a": ["caf\u00e9", "tab\there"], "b": {"c": 1}})
+    assert loads_clean(text) == json.loads(text)
+    assert loads_clean(text.encode("utf-16")) == json.loads(text)

@@ -123,7 +123,7 @@ def test_a_redirect_is_not_followed_so_the_token_stays_home(rsps):
     elsewhere = "https://elsewhere.example/v1/classes"
     rsps.add(responses.GET, CLASSES, status=302, headers={"Location": elsewhere})
     rsps.add(responses.GET, elsewhere, json=double({"data": []}, in_list=True))
-    with pytest.raises(VendorError):
+    with pytest.raises(VendorError, match="answered 302"):
         make_client().list_classes()
     assert [c.request.url for c in rsps.calls] == [LOGIN, CLASSES]
 

@@ -8,7 +8,6 @@ redactor and never printed or logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -31,10 +30,10 @@ from integrations.http import (
     NotFoundError,
     RetryPolicy,
     VendorError,
-    clean_strings,
     decode_json,
     default_classify,
     describe,
+    loads_clean,
     redact,
     register_secret,
 )
@@ -105,12 +104,12 @@ def classify(code: int | None, message: str) -> tuple[Outcome, str]:
 
 
 def _json(body: bytes) -> Any:
-    """The body's JSON with its strings cleaned (integrations.http.clean_strings), or None.
+    """The body's JSON with its strings cleaned (integrations.http.loads_clean), or None.
 
     Lenient on purpose: a 2xx enroll answer without a JSON body means the whole batch went
     through (vendor-contracts.md §1)."""
     try:
-        return clean_strings(json.loads(body or b"null"))
+        return loads_clean(body or b"null")
     except (ValueError, UnicodeDecodeError):
         return None
 

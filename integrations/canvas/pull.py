@@ -40,6 +40,7 @@ from cohorts.services import (
     cohort_get_or_create,
     cohort_mark_synced,
     enrollment_details_update,
+    enrollments_reconcile,
     progressions_upsert,
     students_upsert,
 )
@@ -395,7 +396,7 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
                     assignment_ids=assignment_ids,
                 )
                 _add(totals, result)
-        left = _reconcile(cohort, set(student_ids.values()))
+        left, returned = _reconcile(cohort, set(student_ids.values()))
         Run.objects.filter(pk=run.pk).update(params=run.params)
     fetched = sum(v for k, v in data.stage_counts.items() if k != "course")
     invalid = [s for s in skipped if s.invalid]
@@ -407,8 +408,7 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         "skipped": len(skipped) - len(invalid),
         "failed": len(invalid),
     }
-    if left is not None:
-        counts["left"] = left
+    counts["left"], counts["returned"] = left, returned
     for key, value in counts.items():
         tracker.set_count(key, value)
     tracker.item(
@@ -442,15 +442,11 @@ def _add(totals: dict[str, int], result) -> None:
     totals["unchanged"] += result.unchanged
 
 
-def _reconcile(cohort: Cohort, seen: set[int]) -> int | None:
-    """Students no longer seen leave the cohort the way the cohorts app says (issue 7),
-    when that service exists; None when it does not."""
-    try:
-        from cohorts.services import enrollments_reconcile  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+def _reconcile(cohort: Cohort, seen: set[int]) -> tuple[int, int]:
+    """Students the (complete) students stage no longer saw have left the cohort; those
+    seen again are back (issue 7's rule, as for OpenClass). Returns (left, returned)."""
     result = enrollments_reconcile(cohort=cohort, seen_student_ids=seen)
-    return getattr(result, "left", result if isinstance(result, int) else None)
+    return result.left, result.returned
 
 
 # --- The job -----------------------------------------------------------------------------

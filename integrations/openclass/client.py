@@ -12,7 +12,6 @@ failing its whole page.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterator
@@ -31,10 +30,10 @@ from integrations.http import (
     MalformedResponse,
     NotFoundError,
     VendorError,
-    clean_strings,
     decode_json,
     default_classify,
     describe,
+    loads_clean,
     register_secret,
 )
 
@@ -153,7 +152,7 @@ def unwrap(body: Any, *, what: str) -> dict[str, Any]:
     if isinstance(objects, str):
         try:
             # A string inside the JSON: decode_json cleaned its text, not what it encodes.
-            objects = clean_strings(json.loads(objects))
+            objects = loads_clean(objects)
         except ValueError:
             raise MalformedResponse(
                 f"OpenClass: {what} has a result.objects string that is not JSON"
@@ -353,12 +352,13 @@ def classify_response(response: requests.Response) -> VendorError | None:
 
     429 and 5xx are retried (default_classify); a refused login names the settings to
     check; a 401 on a call is an AuthError with status 401, on which the client signs in
-    again once; 403, 404 and any other non-2xx are permanent errors naming the call.
+    again once; 403, 404 and any other non-2xx (a redirect included: it is never followed)
+    are permanent errors naming the call.
     """
     error = default_classify(response, VENDOR)
-    if error is not None or response.ok:
-        return error
     status = response.status_code
+    if error is not None or 200 <= status < 300:
+        return error
     call = describe(response)
     body = response.text
     if call.endswith(LOGIN_PATH) and status in (401, 403):

@@ -25,7 +25,7 @@ def persons_backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cohorts', '0002_health_notes_api_tokens'),
+        ('cohorts', '0003_pages_enrollment_active'),
     ]
 
     operations = [
