@@ -268,3 +268,24 @@ def test_a_student_who_leaves_the_course_becomes_inactive_and_can_come_back(canv
     assert again.counts["returned"] == 1
     stored.refresh_from_db()
     assert stored.active and stored.left_at is None
+
+
+def test_a_pull_report_says_what_changed_in_the_course(canvas):
+    from reports.changes import run_changes
+
+    sim = canvas()
+    first = pull(BIOLOGY)
+    (joined,) = run_changes(first)
+    assert {c["key"]: c["n"] for c in joined["counts"]}["joined"] == len(
+        sim.active_students(BIOLOGY)
+    )
+    student = sim.active_students(BIOLOGY)[0]
+    quiz = next(a for a in sim.course(BIOLOGY).assignments if a.quiz_id)
+    sim.set_score(BIOLOGY, quiz.id, student, 5.0)
+    run = pull(BIOLOGY)
+
+    (cohort,) = run_changes(run)
+    assert cohort["name"] == Cohort.objects.get(source=Source.CANVAS, external_id=BIOLOGY).name
+    counts = {c["key"]: c["n"] for c in cohort["counts"]}
+    assert "joined" not in counts
+    assert counts.get("grades", 0) + counts.get("completions", 0) >= 1

@@ -65,6 +65,7 @@ from integrations.canvas.profiles import (
     Profile,
     params_validate,
 )
+from integrations.changes import cohort_changes_recorded
 from integrations.config import require
 from integrations.http import (
     AuthError,
@@ -372,31 +373,15 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         skipped += assignments.skipped
     if submissions is not None:
         skipped += submissions.skipped
-    totals = {"created": 0, "updated": 0, "unchanged": 0}
     with transaction.atomic():
         cohort = _cohort_for(course_id, name, str(run.params.get("cohort_name") or ""))
         run.params["cohort_id"] = cohort.pk
         run.params["canvas_course_id"] = course_id
-        student_ids, result = students_upsert(
-            cohort=cohort, source=Source.CANVAS, records=students.records
-        )
-        _add(totals, result)
-        details = {student_ids[u]: d for u, d in students.details.items() if u in student_ids}
-        # Scores and last activity, per enrollment: counted apart from the records.
-        details_written = enrollment_details_update(cohort=cohort, details=details)
-        if assignments is not None:
-            assignment_ids, result = assignments_upsert(cohort=cohort, records=assignments.records)
-            _add(totals, result)
-            if submissions is not None:
-                result = progressions_upsert(
-                    cohort=cohort,
-                    source=Source.CANVAS,
-                    records=submissions.records,
-                    student_ids=student_ids,
-                    assignment_ids=assignment_ids,
-                )
-                _add(totals, result)
-        left, returned = _reconcile(cohort, set(student_ids.values()))
+        # What the pull changed goes on the run (docs/notifications.md), as for OpenClass.
+        with cohort_changes_recorded(tracker, cohort):
+            _ids, totals, details_written, left, returned = _course_write(
+                cohort, students, assignments, submissions
+            )
         Run.objects.filter(pk=run.pk).update(params=run.params)
     fetched = sum(v for k, v in data.stage_counts.items() if k != "course")
     invalid = [s for s in skipped if s.invalid]
@@ -434,6 +419,32 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         run.params["since"] = data.since
     if data.submissions is not None:
         run.params["full_read"] = not data.since
+
+
+def _course_write(cohort: Cohort, students, assignments, submissions):
+    """The course's writes (inside course_store's transaction)."""
+    totals = {"created": 0, "updated": 0, "unchanged": 0}
+    student_ids, result = students_upsert(
+        cohort=cohort, source=Source.CANVAS, records=students.records
+    )
+    _add(totals, result)
+    details = {student_ids[u]: d for u, d in students.details.items() if u in student_ids}
+    # Scores and last activity, per enrollment: counted apart from the records.
+    details_written = enrollment_details_update(cohort=cohort, details=details)
+    if assignments is not None:
+        assignment_ids, result = assignments_upsert(cohort=cohort, records=assignments.records)
+        _add(totals, result)
+        if submissions is not None:
+            result = progressions_upsert(
+                cohort=cohort,
+                source=Source.CANVAS,
+                records=submissions.records,
+                student_ids=student_ids,
+                assignment_ids=assignment_ids,
+            )
+            _add(totals, result)
+    left, returned = _reconcile(cohort, set(student_ids.values()))
+    return student_ids, totals, details_written, left, returned
 
 
 def _add(totals: dict[str, int], result) -> None:
