@@ -1,6 +1,7 @@
 from django.urls import path
 
 from integrations import views
+from integrations.canvas import views as canvas_views
 from integrations.titan import views as titan_views
 
 app_name = "integrations"
@@ -18,4 +19,12 @@ urlpatterns = [
     path("titan/runs/<int:pk>/apply/", titan_views.titan_apply, name="titan_apply"),
     path("titan/runs/<int:pk>/decide/", titan_views.titan_decide, name="titan_decide"),
     path("titan/runs/<int:pk>/undo/", titan_views.titan_undo, name="titan_undo"),
+    path("canvas/", canvas_views.canvas_page, name="canvas"),
+    path("canvas/cohorts/<int:pk>/sync/", canvas_views.canvas_sync_now, name="canvas_sync"),
+    path("canvas/runs/<int:pk>/retry/", canvas_views.canvas_retry, name="canvas_retry"),
+    path(
+        "canvas/schedules/<int:pk>/delete/",
+        canvas_views.canvas_schedule_delete,
+        name="canvas_schedule_delete",
+    ),
 ]
