@@ -34,6 +34,7 @@ def schedule_name(cohort_id: int) -> str:
 
 
 REAPER = "classbridge:runs-reap"
+HEARTBEAT = "classbridge:worker-heartbeat"
 
 
 @transaction.atomic
@@ -46,6 +47,17 @@ def schedules_sync() -> ScheduleChanges:
             "schedule_type": Schedule.MINUTES,
             "minutes": 5,
             "repeats": -1,
+        },
+    )
+    Schedule.objects.update_or_create(
+        name=HEARTBEAT,
+        defaults={
+            "func": "integrations.tasks.worker_heartbeat",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+            # Not kept among the task results: one a minute would crowd out the runs'.
+            "kwargs": "q_options={'save': False}",
         },
     )
     wanted = {

@@ -124,11 +124,14 @@ def test_scheduled_pull_runs_once_and_skips_while_one_is_going(openclass, settin
     cohort.refresh_from_db()
     assert cohort.last_sync_status == RunStatus.SUCCEEDED and cohort.last_synced_at
 
+    from integrations.openclass.pull import openclass_lock_key
+
     Run.objects.create(
         kind=RunKind.OPENCLASS_SYNC,
         status=RunStatus.QUEUED,
         triggered_by="user:ada",
         params={"class_id": SOFTWARE},
+        lock_key=openclass_lock_key(SOFTWARE),
     )
     assert openclass_sync_scheduled(cohort.pk) is None
     assert Run.objects.filter(kind=RunKind.OPENCLASS_SYNC).count() == 2
