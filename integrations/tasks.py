@@ -91,7 +91,7 @@ def lost_tasks_requeue() -> int:
     return requeued
 
 
-def run_ids_in_broker() -> set[int]:
+def run_ids_in_broker(broker=None) -> set[int]:
     """Ids of the runs whose `run_job` task the broker still holds.
 
     Database broker: every OrmQ row of the queue, waiting or taken by a cluster (a row
@@ -105,7 +105,7 @@ def run_ids_in_broker() -> set[int]:
     from django_q.conf import Conf
     from django_q.signing import SignedPackage
 
-    broker = get_broker()
+    broker = broker or get_broker()
     kind = type(broker).__name__
     if kind == "ORM":
         from django_q.models import OrmQ
