@@ -34,6 +34,7 @@ def openclass_sync_scheduled(cohort_id: int) -> str | None:
 
     run = openclass_run_for_cohort(cohort_id=cohort_id, triggered_by="schedule", user=None)
     if run is None:
+        logger.info("cohort %s: a pull is already queued or running; slot skipped", cohort_id)
         return None
     return run_job(run.pk)
 

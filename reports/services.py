@@ -119,8 +119,10 @@ def run_get_or_create(
         "dry_run": dry_run,
         "subject": subject[:300],
         "params": params or {},
-        "lock_key": lock_key[:LOCK_KEY_MAX],
+        "lock_key": lock_key,
     }
+    if len(lock_key) > LOCK_KEY_MAX:
+        raise ValueError(f"lock_key is longer than {LOCK_KEY_MAX} characters; use run_lock_key")
     if not lock_key:
         return Run.objects.create(**fields), True
     # A refusal, then the holder finishing before we read it, is retried once.
@@ -129,7 +131,7 @@ def run_get_or_create(
             with transaction.atomic():
                 return Run.objects.create(**fields), True
         except IntegrityError:
-            live = run_live_for(lock_key=fields["lock_key"])
+            live = run_live_for(lock_key=lock_key)
             if live is not None:
                 return live, False
     with transaction.atomic():
