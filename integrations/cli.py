@@ -16,8 +16,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
+from integrations import registry
 from integrations.http import redact
-from reports.models import EXIT_CODES, Run, RunKind, RunStatus
+from reports.models import EXIT_CODES, Run, RunStatus
 from reports.services import run_fail
 
 
@@ -28,16 +29,11 @@ def os_user() -> str:
         return "unknown"
 
 
-# The count keys a summary always carries for a kind (0 when the run stopped before
-# counting), so a script can read counts["failed"] whatever happened.
-SUMMARY_COUNT_KEYS = {
-    RunKind.OPENCLASS_SYNC: ("fetched", "created", "updated", "unchanged", "failed"),
-    RunKind.APEX_ENROLL: ("rows", "enrolled", "already_enrolled", "skipped", "failed"),
-}
-
-
 def run_summary(run: Run) -> dict[str, Any]:
-    counts = {key: 0 for key in SUMMARY_COUNT_KEYS.get(run.kind, ("failed",))}
+    # Every count key the kind declares is there (0 when the run stopped before counting),
+    # so a script can read counts["failed"] whatever happened.
+    declared = registry.kinds().get(run.kind)
+    counts = {key: 0 for key in (declared.summary_keys if declared else ("failed",))}
     counts.update(run.counts)
     return {
         "run_id": run.pk,

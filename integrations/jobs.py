@@ -1,6 +1,7 @@
 """Running a job: one entry point for the queue, the schedule and the command line.
 
-A job is a function `job(tracker) -> None` registered for a run kind. It reads its
+A job is a function `job(tracker) -> None` declared for a run kind in its vendor's
+`kind.py` (integrations/registry.py). It reads its
 parameters from `tracker.run.params`, talks to its vendor client and writes through the
 `cohorts` / `reports` services. `job_execute` maps what it raises to the run's final
 status and sends the report.
@@ -15,8 +16,10 @@ from collections.abc import Callable
 
 from django.utils.module_loading import import_string
 
+from integrations import registry
 from integrations.http import ConfigError, VendorError, redact
-from reports.models import ErrorClass, Run, RunKind, RunStatus
+from integrations.registry import Resume
+from reports.models import ErrorClass, Run, RunStatus
 from reports.services import RunLeaseLost, RunTracker, run_claim
 
 logger = logging.getLogger(__name__)
@@ -28,12 +31,6 @@ class InvalidInput(Exception):
 
 class HeldByGuardrail(Exception):
     """A guardrail held the job before anything was sent. Status `held`."""
-
-
-JOBS: dict[str, str] = {
-    RunKind.OPENCLASS_SYNC: "integrations.openclass.pull.openclass_pull_job",
-    RunKind.APEX_ENROLL: "integrations.apex.enroll.apex_enroll_job",
-}
 
 
 def _stops_quietly_when_the_lease_is_lost(execute):
@@ -65,11 +62,12 @@ def job_execute(
     if run is None:
         logger.info("run %s was not queued any more; duplicate delivery ignored", run_id)
         return None
-    if run.params.get("resumes") and run.kind in RESTART_FROM_SCRATCH:
+    declared = registry.kinds().get(run.kind)
+    if run.params.get("resumes") and declared and declared.resume == Resume.RESTART:
         _reset_for_restart(run)
     tracker = RunTracker(run, on_progress=on_progress)
     try:
-        job = import_string(JOBS[run.kind])
+        job = import_string(registry.kind_get(run.kind).job)
         job(tracker)
     except ConfigError as exc:
         tracker.finish(
@@ -103,12 +101,6 @@ def job_execute(
     return run
 
 
-# Jobs that are idempotent end to end (a pull re-reads everything and upserts): a resumed
-# run of these starts again from scratch, so its counts and items describe one full pass.
-# Push jobs resume where they stopped instead and keep what they recorded.
-RESTART_FROM_SCRATCH = {RunKind.OPENCLASS_SYNC}
-
-
 def _reset_for_restart(run: Run) -> None:
     run.items.all().delete()
     run.counts = {}
@@ -122,17 +114,13 @@ def _reset_for_restart(run: Run) -> None:
 
 def _after_finish(run: Run) -> None:
     """Kind-specific bookkeeping once a run is closed (e.g. cohort freshness)."""
-    hook = AFTER_FINISH.get(run.kind)
+    declared = registry.kinds().get(run.kind)
+    hook = declared.after_finish if declared else None
     if hook:
         try:
             import_string(hook)(run)
         except Exception:
             logger.exception("after-finish hook of run %s failed", run.pk)
-
-
-AFTER_FINISH: dict[str, str] = {
-    RunKind.OPENCLASS_SYNC: "integrations.openclass.pull.openclass_after_finish",
-}
 
 
 def report_deliver(run: Run) -> None:

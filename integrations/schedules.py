@@ -1,9 +1,12 @@
 """Per-cohort pull schedules, declared in one idempotent place.
 
 `schedules_sync()` makes the django-q2 Schedule rows match the cohorts: one schedule per
-cohort with `sync_interval_hours` set, none for the others. It is called by
-`manage.py setup_schedules` and when an admin saves a cohort — never from
-`AppConfig.ready()`, which would duplicate schedules and break `migrate`.
+cohort with `sync_interval_hours` set whose source has a pull kind in the registry (a
+`JobKind` with a `schedule`, integrations/registry.py), none for the others. Every
+schedule calls the same task, `integrations.tasks.cohort_pull_scheduled(cohort_id)`,
+which starts the pull of the cohort's source. It is called by `manage.py setup_schedules`
+and when an admin saves a cohort — never from `AppConfig.ready()`, which would duplicate
+schedules and break `migrate`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,16 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
-from cohorts.models import Cohort, Source
+from cohorts.models import Cohort
+from integrations import registry
 
-PREFIX = "classbridge:openclass-pull:cohort-"
-TASK = "integrations.tasks.openclass_sync_scheduled"
+PREFIX = "classbridge:cohort-pull:cohort-"
+TASK = "integrations.tasks.cohort_pull_scheduled"
+# Before every source could be scheduled, OpenClass pulls had their own names and task;
+# such rows are renamed (kept, not duplicated) by the next schedules_sync().
+LEGACY_PREFIX = "classbridge:openclass-pull:cohort-"
+REAPER = "classbridge:runs-reap"
+HEARTBEAT = "classbridge:worker-heartbeat"
 
 
 @dataclass
@@ -27,14 +36,12 @@ class ScheduleChanges:
     updated: int = 0
     unchanged: int = 0
     removed: int = 0
+    # Cohorts with an interval whose source no registered kind pulls: no schedule.
+    unsupported: int = 0
 
 
 def schedule_name(cohort_id: int) -> str:
     return f"{PREFIX}{cohort_id}"
-
-
-REAPER = "classbridge:runs-reap"
-HEARTBEAT = "classbridge:worker-heartbeat"
 
 
 @transaction.atomic
@@ -60,11 +67,24 @@ def schedules_sync() -> ScheduleChanges:
             "kwargs": "q_options={'save': False}",
         },
     )
-    wanted = {
-        schedule_name(c.pk): c
-        for c in Cohort.objects.filter(source=Source.OPENCLASS, sync_interval_hours__gt=0)
-    }
+    pulled = set(registry.scheduled_sources())
+    wanted: dict[str, Cohort] = {}
+    for cohort in Cohort.objects.filter(sync_interval_hours__gt=0).order_by("pk"):
+        if cohort.source in pulled:
+            wanted[schedule_name(cohort.pk)] = cohort
+        else:
+            changes.unsupported += 1
     existing = {s.name: s for s in Schedule.objects.filter(name__startswith=PREFIX)}
+    for legacy in Schedule.objects.filter(name__startswith=LEGACY_PREFIX):
+        suffix = legacy.name.removeprefix(LEGACY_PREFIX)
+        name = schedule_name(int(suffix)) if suffix.isdigit() else None
+        if name in wanted and name not in existing:
+            legacy.name = name  # brought up to date (task, args, interval) below
+            legacy.save(update_fields=["name"])
+            existing[name] = legacy
+        else:
+            legacy.delete()
+            changes.removed += 1
     for name, schedule in existing.items():
         if name not in wanted:
             schedule.delete()

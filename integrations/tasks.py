@@ -28,11 +28,26 @@ def enqueue_run(run_id: int) -> None:
     )
 
 
-def openclass_sync_scheduled(cohort_id: int) -> str | None:
-    """Entry point of a cohort's schedule: start a pull unless one is already going."""
-    from integrations.openclass.pull import openclass_run_for_cohort
+def cohort_pull_scheduled(cohort_id: int) -> str | None:
+    """Entry point of every cohort's schedule (integrations.schedules): start the pull of
+    the cohort's source, unless one is already queued or running."""
+    from django.utils.module_loading import import_string
 
-    run = openclass_run_for_cohort(cohort_id=cohort_id, triggered_by="schedule", user=None)
+    from cohorts.models import Cohort
+    from integrations import registry
+
+    source = Cohort.objects.filter(pk=cohort_id).values_list("source", flat=True).first()
+    if source is None:
+        logger.warning("scheduled pull of cohort %s: the cohort is gone", cohort_id)
+        return None
+    declared = registry.kind_for_source(source)
+    if declared is None:
+        logger.warning(
+            "scheduled pull of cohort %s: no registered kind pulls source %r", cohort_id, source
+        )
+        return None
+    start = import_string(declared.schedule.start)
+    run = start(cohort_id=cohort_id, triggered_by="schedule", user=None)
     if run is None:
         logger.info("cohort %s: a pull is already queued or running; slot skipped", cohort_id)
         return None

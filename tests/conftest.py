@@ -170,3 +170,33 @@ def ids(cohort_a) -> dict[int, int]:
     cohort_a.starts_on, cohort_a.ends_on = hc.STARTS_ON, hc.ENDS_ON
     cohort_a.save()
     return hc.build(cohort_a)
+
+
+# --- the job-kind registry ---------------------------------------------------------------
+
+
+@pytest.fixture
+def register_kind(monkeypatch):
+    """Declares (or replaces) a JobKind for one test: `register_kind(JobKind(...))`."""
+    from integrations import registry
+
+    def register(declared):
+        monkeypatch.setitem(registry.kinds(), declared.kind, declared)
+        return declared
+
+    return register
+
+
+@pytest.fixture
+def fake_openclass_job(register_kind):
+    """Runs of kind openclass_sync run `tests.fake_jobs.<name>` (no after-finish hook)."""
+    from dataclasses import replace
+
+    from integrations import registry
+    from reports.models import RunKind
+
+    def use(name: str):
+        declared = registry.kind_get(RunKind.OPENCLASS_SYNC)
+        return register_kind(replace(declared, job=f"tests.fake_jobs.{name}", after_finish=None))
+
+    return use

@@ -39,3 +39,22 @@ def crash_job(tracker):
 def interrupted_job(tracker):
     tracker.count("created", 2)
     raise KeyboardInterrupt
+
+
+def fake_pull_start(*, cohort_id: int, triggered_by: str, user=None):
+    """A cohort-pull starter for a kind registered in a test (any source): queues a run
+    of kind canvas_sync unless one of the cohort is queued or running."""
+    from cohorts.models import Cohort
+    from reports.models import RunKind
+    from reports.services import run_active_for, run_create
+
+    cohort = Cohort.objects.get(pk=cohort_id)
+    if run_active_for(kind=RunKind.CANVAS_SYNC, subject_key="course_id", value=cohort.external_id):
+        return None
+    return run_create(
+        kind=RunKind.CANVAS_SYNC,
+        triggered_by=triggered_by,
+        user=user,
+        subject=cohort.name,
+        params={"course_id": cohort.external_id},
+    )

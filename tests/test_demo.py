@@ -8,6 +8,7 @@ from django_q.models import Schedule
 from cohorts.models import Cohort
 from cohorts.selectors import cohorts_visible_to
 from integrations.openclass.simulator import DEMO_CLASSES
+from integrations.schedules import PREFIX as SCHEDULE_PREFIX
 from reports.models import Run, RunKind, RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +31,7 @@ def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, apex, setting
     assert admin.is_staff and not mentor.is_staff
     assert admin.check_password("classbridge-admin")
     assert cohorts_visible_to(mentor).count() == 2
-    assert Schedule.objects.filter(name__startswith="classbridge:openclass-pull").count() == 3
+    assert Schedule.objects.filter(name__startswith=SCHEDULE_PREFIX).count() == 3
 
     progressions = sum(c.progressions.count() for c in Cohort.objects.all())
     call_command("demo_seed")

@@ -2,7 +2,6 @@
 
 import pytest
 
-from integrations import jobs
 from integrations.jobs import job_execute
 from reports.models import EXIT_CODES, Run, RunKind, RunStatus
 from reports.services import run_create
@@ -11,10 +10,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def use_job(monkeypatch):
+def use_job(fake_openclass_job):
     def _use(name: str) -> Run:
-        monkeypatch.setitem(jobs.JOBS, RunKind.OPENCLASS_SYNC, f"tests.fake_jobs.{name}")
-        monkeypatch.setitem(jobs.AFTER_FINISH, RunKind.OPENCLASS_SYNC, "builtins.id")
+        fake_openclass_job(name)
         return run_create(kind=RunKind.OPENCLASS_SYNC, triggered_by="test")
 
     return _use

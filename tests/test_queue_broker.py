@@ -10,16 +10,14 @@ from django_q.pusher import pusher
 from django_q.tasks import async_task
 from django_q.worker import worker
 
-from integrations import jobs
 from reports.models import Run, RunKind, RunStatus
 from reports.services import run_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_run_goes_through_broker_and_worker(monkeypatch, settings):
-    monkeypatch.setitem(jobs.JOBS, RunKind.OPENCLASS_SYNC, "tests.fake_jobs.ok_job")
-    monkeypatch.setitem(jobs.AFTER_FINISH, RunKind.OPENCLASS_SYNC, "builtins.id")
+def test_run_goes_through_broker_and_worker(fake_openclass_job, settings):
+    fake_openclass_job("ok_job")
     broker = get_broker("classbridge-test-queue")
     assert type(broker).__name__ == ("Redis" if settings.REDIS_URL else "ORM")
     broker.purge_queue()

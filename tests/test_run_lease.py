@@ -14,7 +14,6 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from integrations import jobs
 from integrations.jobs import job_execute
 from reports.models import Run, RunItem, RunKind, RunStatus
 from reports.services import (
@@ -112,10 +111,18 @@ def record_after_finish(run):
     AFTER_FINISH.append(run.pk)
 
 
-def test_two_workers_on_one_run_only_the_owner_lands(monkeypatch, settings, caplog):
-    monkeypatch.setitem(jobs.JOBS, RunKind.OPENCLASS_SYNC, f"{__name__}.two_worker_job")
-    monkeypatch.setitem(
-        jobs.AFTER_FINISH, RunKind.OPENCLASS_SYNC, f"{__name__}.record_after_finish"
+def test_two_workers_on_one_run_only_the_owner_lands(register_kind, settings, caplog):
+    from dataclasses import replace
+
+    from integrations import registry
+
+    declared = registry.kind_get(RunKind.OPENCLASS_SYNC)
+    register_kind(
+        replace(
+            declared,
+            job=f"{__name__}.two_worker_job",
+            after_finish=f"{__name__}.record_after_finish",
+        )
     )
     A_WAITS.clear()
     A_GOES.clear()

@@ -14,7 +14,6 @@ from django_q.brokers.orm import ORM
 from django_q.models import OrmQ
 from django_q.tasks import async_task
 
-from integrations import jobs
 from integrations.openclass.pull import openclass_lock_key, openclass_run_for_cohort
 from integrations.tasks import run_ids_in_broker, runs_reap
 from reports.models import Run, RunKind, RunStatus
@@ -33,9 +32,8 @@ def broker():
 
 
 @pytest.fixture
-def ok_job(monkeypatch):
-    monkeypatch.setitem(jobs.JOBS, RunKind.OPENCLASS_SYNC, "tests.fake_jobs.ok_job")
-    monkeypatch.setitem(jobs.AFTER_FINISH, RunKind.OPENCLASS_SYNC, "builtins.id")
+def ok_job(fake_openclass_job):
+    fake_openclass_job("ok_job")
 
 
 def lost_run(settings, **fields) -> Run:

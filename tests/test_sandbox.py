@@ -9,12 +9,13 @@ import pytest
 from integrations.http import AuthError, RetryPolicy
 from integrations.openclass.client import OpenClassClient
 from integrations.openclass.simulator import DEMO_CLASSES
-from integrations.sandbox import SANDBOX, sandbox_env, sandbox_start
+from integrations.registry import simulators
+from integrations.sandbox import sandbox_env, sandbox_start
 
 
 def free_base_port() -> int:
     """A port whose neighbours up to the largest sandbox offset are free too."""
-    span = max(entry.port_offset for entry in SANDBOX) + 1
+    span = max(entry.port_offset for entry in simulators()) + 1
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -59,9 +60,13 @@ def test_sandbox_serves_openclass_on_the_base_port(sandbox):
     base, servers = sandbox
     assert servers["openclass"].port == base
     assert servers["openclass"].simulator.token_lifetime == 600
-    for entry in SANDBOX:
-        if entry.name in servers:
-            assert servers[entry.name].port == base + entry.port_offset
+    # Every simulator a kind declares is served, each on its own offset.
+    assert {"openclass", "apex"} <= set(servers) == {entry.name for entry in simulators()}
+    for entry in simulators():
+        assert servers[entry.name].port == base + entry.port_offset
+    env = sandbox_env(servers)
+    for entry in simulators():
+        assert env[entry.base_url_setting] == servers[entry.name].base_url
 
 
 def test_a_login_works_with_the_printed_settings(sandbox):
@@ -79,3 +84,21 @@ def test_wrong_password_is_refused(sandbox):
     _, servers = sandbox
     with pytest.raises(AuthError):
         client_for(sandbox_env(servers), password="not-the-demo-password").login()
+
+
+def test_the_command_gives_the_token_lifetime_to_every_registered_simulator(monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    from integrations.management.commands import sandbox as command
+
+    seen = {}
+
+    def fake_start(**kwargs):
+        seen.update(kwargs)
+        return {}  # nothing served: the command stops with an error
+
+    monkeypatch.setattr(command, "sandbox_start", fake_start)
+    with pytest.raises(CommandError, match="no simulator is available"):
+        call_command("sandbox", "--token-lifetime", "9")
+    assert seen["options"] == {entry.name: {"token_lifetime": 9} for entry in simulators()}
+    assert {"openclass", "apex"} <= set(seen["options"])

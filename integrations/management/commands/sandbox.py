@@ -7,6 +7,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from integrations import registry
 from integrations.sandbox import DEFAULT_PORT, sandbox_env, sandbox_start
 
 
@@ -28,7 +29,8 @@ class Command(BaseCommand):
             "--token-lifetime",
             type=int,
             default=None,
-            help="Seconds an issued token stays valid (every simulator that issues tokens).",
+            help="Seconds an issued token stays valid (given to every simulator; those that "
+            "issue tokens use it).",
         )
 
     def handle(self, *args, **options) -> None:
@@ -43,7 +45,7 @@ class Command(BaseCommand):
             seed=options["seed"],
             latency_ms=options["latency_ms"],
             fail_rate=options["fail_rate"],
-            options={"openclass": extra, "apex": extra},
+            options={spec.name: extra for spec in registry.simulators()},
         )
         if not servers:
             raise CommandError("no simulator is available")

@@ -14,3 +14,8 @@ class Command(BaseCommand):
             f"schedules: {changes.created} created, {changes.updated} updated, "
             f"{changes.unchanged} unchanged, {changes.removed} removed"
         )
+        if changes.unsupported:
+            self.stdout.write(
+                f"{changes.unsupported} cohort(s) with an interval not scheduled: no "
+                "registered kind pulls their source yet (see the cohort admin)."
+            )
