@@ -132,6 +132,63 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Sign-in and privacy (issue 7: throttle, placeholder key, private pages/files) -----
+# Kept in one block so that other sections can change without touching it.
+# docs/configuration.md "Sign-in and privacy" describes each setting.
+# .env.example's placeholder (and the development key) are public: never sign with them.
+if not DEBUG and (SECRET_KEY.lower().startswith("change-me") or SECRET_KEY == _DEV_SECRET):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is still the placeholder from .env.example (or the development key). "
+        "Set SECRET_KEY to a long random string, e.g. the output of: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+INSTALLED_APPS += ["accounts"]
+MIDDLEWARE += [
+    # After authentication and CSRF: throttles the site's and the admin's sign-in POSTs,
+    # then marks every response to a signed-in user `Cache-Control: private, no-store`.
+    "accounts.middleware.SignInThrottleMiddleware",
+    "accounts.middleware.PrivatePagesMiddleware",
+]
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Sign-in failures must be counted across every web process: a table in the database
+    # (created by `migrate`, see accounts/apps.py), never a per-process memory cache.
+    "signin": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "classbridge_signin_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    },
+}
+
+
+def _int_at_least(name: str, default: int, minimum: int) -> int:
+    value = env.int(name, default=default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be {minimum} or more, not {value}.")
+    return value
+
+
+# A failed sign-in counts against its account and its client address for
+# SIGNIN_LOCKOUT_SECONDS; reaching a limit locks that account or address for as long.
+# 0 turns a limit off.
+SIGNIN_MAX_FAILURES_PER_ACCOUNT = _int_at_least("SIGNIN_MAX_FAILURES_PER_ACCOUNT", 5, 0)
+SIGNIN_MAX_FAILURES_PER_ADDRESS = _int_at_least("SIGNIN_MAX_FAILURES_PER_ADDRESS", 20, 0)
+SIGNIN_LOCKOUT_SECONDS = _int_at_least("SIGNIN_LOCKOUT_SECONDS", 900, 1)
+# How many reverse proxies in front of the site append to X-Forwarded-For. 0 (default):
+# the client address is REMOTE_ADDR and X-Forwarded-For is ignored (anyone can forge it).
+SIGNIN_TRUSTED_PROXIES = _int_at_least("SIGNIN_TRUSTED_PROXIES", 0, 0)
+
+# The data directory holds the database, rosters and captured mail: the service user's
+# only (manage.py, wsgi.py and asgi.py also set umask 077, see config/private_files.py).
+try:
+    DATA_DIR.chmod(0o700)
+except OSError as exc:
+    raise ImproperlyConfigured(
+        f"CLASSBRIDGE_DATA_DIR {DATA_DIR} must belong to the user running Classbridge "
+        f"(chmod 700 failed: {exc.strerror})."
+    ) from None
+# -------------------------------------------------------------------------------------
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -240,6 +297,10 @@ CANVAS_TOKEN = env.str("CANVAS_TOKEN", default="")
 CANVAS_ACCOUNT_ID = env.str("CANVAS_ACCOUNT_ID", default="")
 
 ROSTER_MAX_BYTES = env.int("ROSTER_MAX_BYTES", default=20 * 1024 * 1024)
+# More header names per roster column: JSON {"email": ["E-mail"]} or email=E-mail|Mail,...
+# (checked when a roster is read; a malformed value stops that job naming the variable).
+APEX_HEADER_ALIASES = env.str("APEX_HEADER_ALIASES", default="")
+TITAN_HEADER_ALIASES = env.str("TITAN_HEADER_ALIASES", default="")
 HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=30.0)
 HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
 

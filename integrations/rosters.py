@@ -1,12 +1,25 @@
-"""Roster CSVs: the one reader and validator of uploaded rosters (APEX enrollment).
+"""Roster CSVs: the one reader and validator of uploaded rosters, for every vendor.
 
-`roster_read()` turns a file into the rows to send, grouped by classroom, plus the
-problems found. A file that cannot be read as a roster at all raises `RosterRefused`
-(the run is `invalid`, nothing is sent); a problem confined to one row becomes a
-`RowProblem` that the job records as that row's outcome.
+A vendor declares a `Schema` (its columns, the names each is accepted under, a check per
+cell, multi-valued cells, and the `Unique` rules that find duplicate and conflicting rows)
+and calls `table_read(source, schema)`. The reader does everything general:
 
-Row numbers are the ones a spreadsheet shows: the header is row 1, blank lines count.
-The file is read as a stream; only the accepted rows stay in memory.
+- size limit (`ROSTER_MAX_BYTES`), encodings (UTF-8 with or without BOM, UTF-16 with BOM,
+  Windows-1252), binary files, delimiters (comma, semicolon, tab, chosen from the header);
+- the header: names matched ignoring case, spaces, `_` and `-`; aliases (built in, and per
+  vendor from a setting, see `aliases_parse`); a missing column is refused with the
+  closest name found ("did you mean ...?"); the same column twice is refused;
+- structure: a quote that is never closed, or a quoted value that spans many lines or takes
+  in what look like whole rows, refuses the file as a whole (naming the line where the
+  quote opens): such a file would silently lose rows;
+- rows: spreadsheet row numbers (the header is row 1, blank lines count and are skipped),
+  too many values, missing values, one problem per bad cell naming row and column;
+- duplicates (kept once) and conflicts (every row of the conflict named, none used).
+
+A file that cannot be used as a whole raises `RosterRefused` (an `InvalidInput`: the run is
+`invalid`, exit 2, nothing sent). A problem confined to a row is a `Problem`. The file is read
+as a stream; only the accepted rows (built by `Schema.make`) stay in memory.
+Vendor schemas: `integrations/apex/roster.py`, `integrations/titan/roster.py`.
 """
 
 from __future__ import annotations
@@ -16,90 +29,282 @@ import csv
 import difflib
 import hashlib
 import io
+import json
+import operator
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any
 
 from django.conf import settings
 
 from integrations.http import ConfigError
 from integrations.jobs import InvalidInput
 
-CLASSROOM = "ClassroomName"
-STUDENT = "StudentId"
-ORG = "OrgId"
-# Canonical column -> names accepted for it (the seed's names first, then APEX's own).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    CLASSROOM: ("ClassroomName", "ImportClassroomId"),
-    STUDENT: ("StudentId", "ImportUserId"),
-    ORG: ("OrgId", "ImportOrgId"),
-}
-REQUIRED = (CLASSROOM, STUDENT)
 DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
-MAX_ID_LENGTH = 100
 CHUNK = 64 * 1024
+# A quoted value running over more lines than this is taken for a quote left open.
+MAX_CELL_LINES = 5
+MEMO_LIMIT = 10_000  # distinct values remembered per `Column(memo=True)`
 
-# Outcomes the job records for a row problem.
-INVALID = "invalid"
-DUPLICATE = "duplicate"
+# Kinds of row problems.
+INVALID = "invalid"  # the row is not used (a failed row)
+DUPLICATE = "duplicate"  # the row repeats an earlier one and is used once
+
+Source = bytes | str | os.PathLike | IO[bytes]
 
 
 class RosterRefused(InvalidInput):
     """The file cannot be read as a roster; nothing of it may be sent."""
 
 
-class RosterRow(NamedTuple):
-    row: int
-    classroom: str
-    student: str
-    org: str
+class CellError(ValueError):
+    """A cell's value is unusable. The message completes "Row N: <column> ...", e.g.
+    `CellError("is not a valid email address.")`."""
+
+
+# --- schemas ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of a vendor's roster.
+
+    `check` takes the trimmed text (a tuple of trimmed items for a multi-valued column) and
+    returns the value kept, or raises `CellError`. Before it, the reader refuses an empty
+    cell (unless `blank`), a cell over `max_length` characters, a line break and (when
+    `controls` is false) control characters. `split` makes the column multi-valued: any of
+    its characters separates items; empty items are dropped, and without a `check` the
+    value is the sorted tuple of distinct items.
+    """
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    required: bool = True
+    blank: bool = False
+    max_length: int | None = None
+    controls: bool = True
+    check: Callable[[Any], Any] | None = None
+    split: str = ""
+    memo: bool = False  # few distinct values: check each once (the check must be pure)
 
 
 @dataclass(frozen=True, slots=True)
-class RowProblem:
+class Conflict:
+    """Rows sharing a `Unique.key` whose `Unique.agree` values differ."""
+
+    key: tuple[Any, ...]
+    entries: list[tuple[int, tuple[Any, ...]]]  # (row, agree values), in file order
+    columns: dict[str, str]  # canonical -> the file's header name
+
+    @property
+    def rows(self) -> list[int]:
+        return [row for row, _ in self.entries]
+
+    @property
+    def rows_text(self) -> str:
+        return ", ".join(str(r) for r in self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Unique:
+    """Rows with the same `key` values must agree on the `agree` columns.
+
+    Rows that disagree are a conflict: every one of them becomes an invalid row whose
+    message (from `conflict(conflict, row) -> (canonical column, message)`) names them all.
+    With `duplicates`, a row that repeats the key with the same values is a duplicate of
+    the first (kept once, message from `duplicate(first_row, row)`).
+    """
+
+    key: tuple[str, ...]
+    agree: tuple[str, ...]
+    duplicates: bool = True
+    conflict: Callable[[Conflict, int], tuple[str, str]] | None = None
+    duplicate: Callable[[int, int], str] | None = None
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A vendor's roster: columns, duplicate/conflict rules, and how an accepted row is
+    built (`make(row_number, values)`, values in column order)."""
+
+    columns: tuple[Column, ...]
+    rules: tuple[Unique, ...] = ()
+    make: Callable[[int, tuple[Any, ...]], Any] = lambda row, values: (row, *values)
+    # Report a row whose required cells are missing (fewer values than the header) as such
+    # rather than as empty cells.
+    short_rows: bool = False
+    max_cell_lines: int = MAX_CELL_LINES
+
+    def with_aliases(self, extra: Mapping[str, Iterable[str]] | None) -> Schema:
+        """The schema with more accepted names per column (from a setting)."""
+        if not extra:
+            return self
+        columns = tuple(
+            replace(c, aliases=(*c.aliases, *extra.get(c.name, ()))) for c in self.columns
+        )
+        return replace(self, columns=columns)
+
+    def index(self, name: str) -> int:
+        return next(i for i, c in enumerate(self.columns) if c.name == name)
+
+
+def aliases_parse(value: str | Mapping[str, Any] | None, *, setting: str, schema: Schema):
+    """Extra header names per column, from a setting: JSON (`{"email": ["E-mail", "Mail"]}`)
+    or `canonical=alias|alias,canonical=alias`. Raises ConfigError naming the setting for
+    an unknown column, an empty alias, or a name claimed by two columns."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("{"):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ConfigError(f"{setting} is not valid JSON: {exc}") from None
+        else:
+            parsed: dict[str, list[str]] = {}
+            for part in filter(None, (p.strip() for p in text.split(","))):
+                canonical, sep, names = part.partition("=")
+                if not sep:
+                    raise ConfigError(
+                        f"{setting}: {part!r} is not of the form column=alias|alias "
+                        f"(e.g. email=E-mail|Mail)."
+                    )
+                parsed.setdefault(canonical.strip(), []).extend(names.split("|"))
+            value = parsed
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{setting} must map column names to lists of aliases.")
+    known = [c.name for c in schema.columns]
+    result: dict[str, tuple[str, ...]] = {}
+    owner: dict[str, str] = {_norm(n): c.name for c in schema.columns for n in (c.name, *c.aliases)}
+    for canonical, names in value.items():
+        if canonical not in known:
+            raise ConfigError(
+                f"{setting}: {canonical!r} is not a column; the columns are {', '.join(known)}."
+            )
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{setting}: the aliases of {canonical} must be text.")
+        cleaned = tuple(n.strip() for n in names)
+        if not all(cleaned):
+            raise ConfigError(f"{setting}: an alias of {canonical} is empty.")
+        for alias in cleaned:
+            other = owner.setdefault(_norm(alias), canonical)
+            if other != canonical:
+                raise ConfigError(
+                    f"{setting}: {alias!r} cannot name {canonical}: it already names {other}."
+                )
+        result[canonical] = cleaned
+    return result
+
+
+# --- results ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Problem:
     row: int
-    classroom: str
-    student: str
-    column: str
-    kind: str  # INVALID (a failed row) or DUPLICATE (collapsed into an earlier row)
+    column: str  # the file's header name ("" for the row as a whole)
+    kind: str  # INVALID or DUPLICATE
     message: str
+    # The row's trimmed cells in schema column order (for a duplicate or a conflict, found
+    # once the row was read, its values as text).
+    cells: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Header:
+    """The header as the file wrote it: enough to tell a later file's columns changed."""
+
+    row: int
+    names: tuple[str, ...]  # every header cell, trimmed, in file order
+    columns: dict[str, str]  # canonical -> the file's name, for the columns used
+    ignored: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "names": list(self.names),
+            "columns": dict(self.columns),
+            "ignored": list(self.ignored),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Header:
+        return cls(
+            row=int(data.get("row", 1)),
+            names=tuple(data.get("names", ())),
+            columns=dict(data.get("columns", {})),
+            ignored=tuple(data.get("ignored", ())),
+        )
+
+
+def header_changes(before: Header | Mapping | None, after: Header | Mapping) -> list[str]:
+    """What changed between two files' headers (e.g. the last successful sync's and this
+    one's), as sentences for a preview; [] when nothing did or there is no earlier one."""
+    if before is None:
+        return []
+    if not isinstance(before, Header):
+        before = Header.from_dict(before)
+    if not isinstance(after, Header):
+        after = Header.from_dict(after)
+    changes = []
+    for name in after.columns.keys() | before.columns.keys():
+        old, new = before.columns.get(name), after.columns.get(name)
+        if old is None:
+            changes.append(f'Column {name} is new (read from "{new}").')
+        elif new is None:
+            changes.append(f'Column {name} is gone (it was read from "{old}").')
+        elif old != new:
+            changes.append(f'Column {name} is now read from "{new}" (it was "{old}").')
+    for name in after.ignored:
+        if name not in before.ignored:
+            changes.append(f'New column "{name}" (ignored).')
+    for name in before.ignored:
+        if name not in after.ignored:
+            changes.append(f'Column "{name}" (ignored) is gone.')
+    if not changes and before.names != after.names:
+        changes.append("The columns are in a different order.")
+    return sorted(changes)
 
 
 @dataclass
-class Roster:
+class Table:
+    """What `table_read` found: the accepted rows (built by `Schema.make`, file order) and
+    the problems (by row)."""
+
     encoding: str
     delimiter: str
-    header_row: int
-    columns: dict[str, str]
+    header: Header
     notes: list[str] = field(default_factory=list)
-    rows: int = 0
+    rows: int = 0  # data rows read (blank lines excluded)
     blank_rows: int = 0
-    classrooms: dict[str, list[RosterRow]] = field(default_factory=dict)
-    problems: list[RowProblem] = field(default_factory=list)
+    accepted: list[Any] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     @property
-    def to_send(self) -> int:
-        return sum(len(rows) for rows in self.classrooms.values())
+    def header_row(self) -> int:
+        return self.header.row
 
     @property
-    def invalid(self) -> int:
-        return sum(1 for p in self.problems if p.kind == INVALID)
-
-    @property
-    def duplicates(self) -> int:
-        return sum(1 for p in self.problems if p.kind == DUPLICATE)
+    def columns(self) -> dict[str, str]:
+        return self.header.columns
 
     @property
     def delimiter_name(self) -> str:
         return DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
 
-    def batches(self, batch_size: int) -> int:
-        return sum(-(-len(rows) // batch_size) for rows in self.classrooms.values())
+    @property
+    def invalid(self) -> int:
+        """Rows not used because of a problem (a row counts once)."""
+        return len({p.row for p in self.problems if p.kind == INVALID})
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for p in self.problems if p.kind == DUPLICATE)
 
 
 # --- size ------------------------------------------------------------------------------
@@ -249,31 +454,36 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", name).casefold()
 
 
-_ACCEPTED = {_norm(alias): canonical for canonical, names in COLUMNS.items() for alias in names}
+def _accepted(schema: Schema) -> dict[str, str]:
+    return {_norm(n): c.name for c in schema.columns for n in (c.name, *c.aliases)}
 
 
 def _is_blank(fields: list[str]) -> bool:
     return not any(value.strip() for value in fields)
 
 
-def _pick_delimiter(line: str) -> str:
+def _pick_delimiter(line: str, accepted: dict[str, str]) -> str:
     """The delimiter that splits the header line into the most known columns."""
 
     def score(delimiter: str) -> tuple[int, int]:
         fields = next(csv.reader([line], delimiter=delimiter), [])
-        known = sum(1 for f in fields if _norm(f) in _ACCEPTED)
+        known = sum(1 for f in fields if _norm(f) in accepted)
         return known, len(fields)
 
     return max(DELIMITERS, key=score)
 
 
-def _resolve_columns(header: list[str], header_row: int) -> tuple[dict[str, int], list[str]]:
-    """Canonical column -> index, and notes. Refuses a header without the required columns."""
+def _resolve_header(
+    schema: Schema, raw: list[str], header_row: int
+) -> tuple[Header, dict[str, int]]:
+    """The header, and canonical column -> index. Refuses a header without the required
+    columns (suggesting the closest name found) or naming a column twice."""
+    accepted = _accepted(schema)
+    names = tuple(h.strip().lstrip("\ufeff").strip() for h in raw)
     found: dict[str, int] = {}
     unknown: list[str] = []
-    for index, raw in enumerate(header):
-        name = raw.strip().lstrip("\ufeff")
-        canonical = _ACCEPTED.get(_norm(name))
+    for index, name in enumerate(names):
+        canonical = accepted.get(_norm(name))
         if canonical is None:
             if name:
                 unknown.append(name)
@@ -281,30 +491,37 @@ def _resolve_columns(header: list[str], header_row: int) -> tuple[dict[str, int]
         if canonical in found:
             raise RosterRefused(
                 f"Row {header_row} (the header) names the {canonical} column twice "
-                f"({header[found[canonical]].strip()!r} and {name!r}); keep one."
+                f"({names[found[canonical]]!r} and {name!r}); keep one."
             )
         found[canonical] = index
-    missing = [c for c in REQUIRED if c not in found]
+    missing = [c for c in schema.columns if c.required and c.name not in found]
     if missing:
         parts = []
         for column in missing:
             suggestion = _closest(column, unknown)
-            parts.append(f'"{column}"' + (f' (did you mean "{suggestion}"?)' if suggestion else ""))
-        accepted = "; ".join(" or ".join(COLUMNS[c]) for c in REQUIRED)
-        seen = ", ".join(f'"{h.strip()}"' for h in header if h.strip()) or "none"
+            parts.append(
+                f'"{column.name}"' + (f' (did you mean "{suggestion}"?)' if suggestion else "")
+            )
+        accepted_names = "; ".join(
+            " or ".join((c.name, *c.aliases)) for c in schema.columns if c.required
+        )
+        seen = ", ".join(f'"{n}"' for n in names if n) or "none"
         raise RosterRefused(
             f"The header (row {header_row}) lacks the required "
             f"column{'s' if len(parts) > 1 else ''} {' and '.join(parts)}. "
-            f"Accepted names: {accepted}. Columns found: {seen}."
+            f"Accepted names: {accepted_names}. Columns found: {seen}."
         )
-    notes = []
-    if unknown:
-        notes.append(f"Columns ignored: {', '.join(unknown)}.")
-    return found, notes
+    header = Header(
+        row=header_row,
+        names=names,
+        columns={c.name: names[found[c.name]] for c in schema.columns if c.name in found},
+        ignored=tuple(unknown),
+    )
+    return header, found
 
 
-def _closest(column: str, candidates: list[str]) -> str | None:
-    names = {_norm(alias): alias for alias in COLUMNS[column]}
+def _closest(column: Column, candidates: list[str]) -> str | None:
+    names = [_norm(n) for n in (column.name, *column.aliases)]
     best, best_ratio = None, 0.0
     for candidate in candidates:
         for normalised in names:
@@ -314,8 +531,162 @@ def _closest(column: str, candidates: list[str]) -> str | None:
     return best if best_ratio >= 0.6 else None
 
 
+def closest_name(value: str, names: Iterable[str]) -> str | None:
+    """The known name closest to a misspelt one, for "did you mean ...?" (or None)."""
+    folded = {n.casefold(): n for n in names}
+    match = difflib.get_close_matches(value.casefold(), folded, n=1, cutoff=0.75)
+    return folded[match[0]] if match else None
+
+
+# --- structure: quotes that swallow rows -------------------------------------------------
+_START, _IN_FIELD, _IN_QUOTED, _QUOTE_IN_QUOTED = range(4)
+
+
+@dataclass(frozen=True, slots=True)
+class _Quoted:
+    """A quoted value of a record that does not end on the line where it opens."""
+
+    open_line: int  # index into the record's lines
+    close_line: int | None  # None: never closed
+    field: int  # its position in the record (0-based)
+
+
+def _spanning_quotes(lines: Sequence[str], delimiter: str) -> list[_Quoted]:
+    """The quoted values of one record (its raw lines) that run over a line end, following
+    the states of Python's csv reader (not strict: text after a closing quote joins the
+    value)."""
+    spans: list[_Quoted] = []
+    state, open_line, field_no = _START, 0, 0
+    last = 0
+    for i, line in enumerate(lines):
+        last = i
+        for c in line:
+            if state == _IN_QUOTED:
+                if c == '"':
+                    state = _QUOTE_IN_QUOTED
+            elif state == _QUOTE_IN_QUOTED:
+                if c == '"':
+                    state = _IN_QUOTED
+                    continue
+                if i != open_line:
+                    spans.append(_Quoted(open_line, i, field_no))
+                if c == delimiter:
+                    state, field_no = _START, field_no + 1
+                elif c in "\r\n":
+                    state = _START
+                else:
+                    state = _IN_FIELD
+            elif state == _START:
+                if c == '"':
+                    state, open_line = _IN_QUOTED, i
+                elif c == delimiter:
+                    field_no += 1
+                elif c not in "\r\n":
+                    state = _IN_FIELD
+            elif c == delimiter:  # _IN_FIELD
+                state, field_no = _START, field_no + 1
+            elif c in "\r\n":
+                state = _START
+    if state == _IN_QUOTED:
+        spans.append(_Quoted(open_line, None, field_no))
+    elif state == _QUOTE_IN_QUOTED and last != open_line:
+        spans.append(_Quoted(open_line, last, field_no))
+    return spans
+
+
+class _Records:
+    """csv records with their spreadsheet row numbers, refusing a file whose quoting makes
+    rows disappear into one value. `names` (the header's) is set once the header is read:
+    until then a quote is judged by its length alone."""
+
+    def __init__(self, text: IO[str], delimiter: str, schema: Schema) -> None:
+        self.text = text
+        self.delimiter = delimiter
+        self.max_cell_lines = schema.max_cell_lines
+        self.names: tuple[str, ...] = ()
+        self.line = 0  # physical lines read so far
+        self.pending: list[str] = []  # raw lines of the record being read
+
+    def _lines(self) -> Iterator[str]:
+        for line in self.text:
+            self.pending.append(line)
+            yield line
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        reader = csv.reader(self._lines(), delimiter=self.delimiter)
+        row = 0
+        last: list[str] = []
+        while True:
+            first_line = self.line + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                if last and '"' in "".join(last):  # a quote left open on the last line
+                    self._check(last, first_line - len(last))
+                return
+            except csv.Error as exc:
+                self._check(self.pending, first_line, error=str(exc))
+                raise RosterRefused(
+                    f"Line {first_line} (row {row + 1}) cannot be read as CSV ({exc})."
+                ) from None
+            except UnicodeDecodeError:
+                raise RosterRefused(
+                    f"Row {row + 1} is not valid {self.text.encoding} text. {_SAVE_AS}"
+                ) from None
+            lines, self.pending = self.pending, []
+            self.line += len(lines)
+            if len(lines) > 1:
+                self._check(lines, first_line)
+            last = lines
+            row += 1
+            yield row, fields
+
+    def _column(self, field_no: int) -> str:
+        if field_no < len(self.names) and self.names[field_no]:
+            return f'the "{self.names[field_no]}" value'
+        return f"value {field_no + 1}"
+
+    def _check(self, lines: Sequence[str], first_line: int, error: str = "") -> None:
+        """Refuse the record if a quoted value in it is never closed, runs over too many
+        lines, or takes in lines that look like whole rows."""
+        width = len(self.names)
+        row_like = max(1, width - 1)  # delimiters in a line that is a whole row
+        for span in _spanning_quotes(lines, self.delimiter):
+            where = first_line + span.open_line
+            what = self._column(span.field)
+            if span.close_line is None:
+                reason = (
+                    f"its value runs past {csv.field_size_limit():,} characters"
+                    if error
+                    else "every line after it would be read into that one value"
+                )
+                raise RosterRefused(
+                    f"Line {where}: the quote that opens {what} is never closed, so {reason} "
+                    "and those rows lost. Nothing was sent: close or remove the quote and "
+                    "upload the file again."
+                )
+            spanned = span.close_line - span.open_line + 1
+            if spanned > self.max_cell_lines:
+                raise RosterRefused(
+                    f"Line {where}: the quote that opens {what} closes only on line "
+                    f"{first_line + span.close_line}, so {spanned} lines would be read as one "
+                    "value (a quote left open?). Nothing was sent: fix the quotes and upload "
+                    "the file again."
+                )
+            if width:
+                for offset in range(span.open_line + 1, span.close_line + 1):
+                    if lines[offset].count(self.delimiter) >= row_like:
+                        raise RosterRefused(
+                            f"Line {where}: the quote that opens {what} closes only on line "
+                            f"{first_line + span.close_line}, taking in line "
+                            f"{first_line + offset}, which looks like a whole row (a quote "
+                            "left open?). Nothing was sent: fix the quotes and upload the "
+                            "file again."
+                        )
+
+
 # --- reading ---------------------------------------------------------------------------
-def _open_binary(source: bytes | str | os.PathLike | IO[bytes]) -> tuple[IO[bytes], bool]:
+def _open_binary(source: Source) -> tuple[IO[bytes], bool]:
     if isinstance(source, bytes | bytearray):
         return io.BytesIO(source), True
     if isinstance(source, str | os.PathLike):
@@ -323,36 +694,17 @@ def _open_binary(source: bytes | str | os.PathLike | IO[bytes]) -> tuple[IO[byte
     return source, False
 
 
-def _records(text: IO[str], delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(text, delimiter=delimiter)
-    row = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise RosterRefused(
-                f"Row {row + 1} cannot be read as CSV ({exc}); is a quote left open?"
-            ) from None
-        except UnicodeDecodeError:
-            raise RosterRefused(
-                f"Row {row + 1} is not valid {text.encoding} text. {_SAVE_AS}"
-            ) from None
-        row += 1
-        yield row, fields
-
-
-def roster_read(
-    source: bytes | str | os.PathLike | IO[bytes],
+def table_read(
+    source: Source,
+    schema: Schema,
     *,
-    default_org: str | None = None,
     on_progress: Callable[[int], None] | None = None,
-) -> Roster:
-    """Read and validate a roster. Raises RosterRefused (or ConfigError when no org id
-    can be known) when the file as a whole cannot be used."""
-    if default_org is None:
-        default_org = str(settings.APEX_ORG_ID or "").strip()
+    after_header: Callable[[Header], None] | None = None,
+) -> Table:
+    """Read and validate a roster against a vendor's schema. Raises RosterRefused when the
+    file as a whole cannot be used (the message says why, naming row or line).
+    `after_header(header)` may refuse the file once its header is known (e.g. a setting
+    the file's columns make necessary), before any row is read."""
     f, owned = _open_binary(source)
     try:
         f.seek(0, os.SEEK_END)
@@ -365,7 +717,7 @@ def roster_read(
         encoding, note = _detect_encoding(f)
         text = io.TextIOWrapper(f, encoding=encoding, newline="")
         try:
-            return _parse(text, encoding, note, default_org, on_progress)
+            return _parse(text, encoding, note, schema, on_progress, after_header)
         finally:
             text.detach()
     finally:
@@ -373,13 +725,25 @@ def roster_read(
             f.close()
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029]")
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u200b\u2028\u2029]")
+_BREAK = re.compile(r"[\r\n]")
+
+
+def _control_message(value: str) -> str:
+    c = _CONTROL.search(value).group()  # type: ignore[union-attr]
+    name = unicodedata.name(c, "") or "a control character"
+    return f"contains a control character (U+{ord(c):04X} {name}).".replace(" )", ")")
+
+
 def _parse(
     text: io.TextIOWrapper,
     encoding: str,
     note: str,
-    default_org: str,
+    schema: Schema,
     on_progress: Callable[[int], None] | None,
-) -> Roster:
+    after_header: Callable[[Header], None] | None,
+) -> Table:
     first_line = ""
     while line := text.readline():
         if line.strip(" \t\r\n,;"):
@@ -387,153 +751,271 @@ def _parse(
             break
     if not first_line:
         raise RosterRefused("The file has no header row: it is blank.")
-    delimiter = _pick_delimiter(first_line)
+    delimiter = _pick_delimiter(first_line, _accepted(schema))
     text.seek(0)
 
-    records = _records(text, delimiter)
-    header: list[str] = []
+    reader = _Records(text, delimiter, schema)
+    records = iter(reader)
+    raw_header: list[str] = []
     header_row = 0
     for header_row, fields in records:  # noqa: B007 - header_row is used below
         if not _is_blank(fields):
-            header = fields
+            raw_header = fields
             break
-    columns, notes = _resolve_columns(header, header_row)
-    ci, si, oi = columns[CLASSROOM], columns[STUDENT], columns.get(ORG)
-    if oi is None and not default_org:
-        raise ConfigError(
-            "APEX_ORG_ID is not set and the roster has no OrgId column, so no ImportOrgId "
-            "can be sent; set APEX_ORG_ID (see docs/apex.md) or add an OrgId column."
-        )
-    roster = Roster(
-        encoding=encoding,
-        delimiter=delimiter,
-        header_row=header_row,
-        columns={name: header[i].strip().lstrip("\ufeff") for name, i in columns.items()},
-        notes=[n for n in (note, *notes) if n],
-    )
-    width = len(header)
-    accepted: dict[tuple[str, str], RosterRow] = {}
-    repeats: dict[tuple[str, str], list[int]] = {}  # rows repeating an accepted one
-    conflicts: dict[tuple[str, str], dict[int, str]] = {}  # every row of the key -> org
-    problems = roster.problems
+    header, found = _resolve_header(schema, raw_header, header_row)
+    reader.names = header.names
+    if after_header is not None:
+        after_header(header)
+    notes = [note] if note else []
+    if header.ignored:
+        notes.append(f"Columns ignored: {', '.join(header.ignored)}.")
+    table = Table(encoding=encoding, delimiter=delimiter, header=header, notes=notes)
 
-    def problem(row: int, classroom: str, student: str, column: str, kind: str, msg: str):
-        problems.append(RowProblem(row, classroom, student, column, kind, msg))
+    columns = schema.columns
+    indexes = [found.get(c.name) for c in columns]
+    names = [header.columns.get(c.name, c.name) for c in columns]
+    position = {c.name: i for i, c in enumerate(columns)}
+    width = len(raw_header)
+    problems = table.problems
+    candidates: list[tuple[int, Any]] = []
+    rules = [_RuleState(rule, position) for rule in schema.rules]
+    delimiter_name = DELIMITER_NAMES[delimiter]
 
+    readers = [_cell_reader(c) for c in columns]
+    at = [i if i is not None else 1 << 30 for i in indexes]  # a missing column reads ""
     for row, fields in records:
-        if _is_blank(fields):
-            roster.blank_rows += 1
+        if not (fields and fields[0].strip()) and _is_blank(fields):
+            table.blank_rows += 1
             continue
-        roster.rows += 1
-        if on_progress and roster.rows % 1000 == 0:
-            on_progress(roster.rows)
-
-        def cell(index: int | None, fields: list[str] = fields) -> str:
-            return fields[index].strip() if index is not None and index < len(fields) else ""
-
-        classroom, student, org_cell = cell(ci), cell(si), cell(oi)
-        if len(fields) > width and not _is_blank(fields[width:]):
-            problem(
-                row,
-                classroom,
-                student,
-                "",
-                INVALID,
-                f"Row {row} has {len(fields)} values but the header has {width} columns "
-                f"(a {DELIMITER_NAMES[delimiter]} inside a value that is not quoted?).",
+        table.rows += 1
+        if on_progress and table.rows % 1000 == 0:
+            on_progress(table.rows)
+        n = len(fields)
+        cells = tuple([fields[i].strip() if i < n else "" for i in at])
+        if n > width and not _is_blank(fields[width:]):
+            problems.append(
+                Problem(
+                    row,
+                    "",
+                    INVALID,
+                    f"Row {row} has {n} values but the header has {width} columns "
+                    f"(a {delimiter_name} inside a value that is not quoted?).",
+                    cells,
+                )
             )
             continue
-        bad = _row_error(row, classroom, student, org_cell, roster.columns, oi, default_org)
-        if bad:
-            problem(row, classroom, student, bad[0], INVALID, bad[1])
+        if schema.short_rows and n < width:
+            lost = [
+                names[k]
+                for k, i in enumerate(indexes)
+                if i is not None and i >= n and columns[k].required
+            ]
+            if lost:
+                problems.append(
+                    Problem(
+                        row,
+                        lost[0],
+                        INVALID,
+                        f"Row {row} has {n} values but the header has {width} "
+                        f"columns: {', '.join(lost)} {'is' if len(lost) == 1 else 'are'} "
+                        "missing.",
+                        cells,
+                    )
+                )
+                continue
+        try:
+            values = [reader(cell) for reader, cell in zip(readers, cells, strict=True)]
+        except CellError:
+            # One problem per row (one outcome per row), naming every bad cell.
+            errors = []
+            for k, reader in enumerate(readers):
+                try:
+                    reader(cells[k])
+                except CellError as exc:
+                    errors.append((names[k], f"{names[k]} {str(exc).rstrip('.')}"))
+            message = f"Row {row}: " + "; ".join(m for _, m in errors) + "."
+            problems.append(Problem(row, errors[0][0], INVALID, message, cells))
             continue
-        org = org_cell or default_org
-        key = (classroom, student)
-        first = accepted.get(key)
-        if first is None:
-            accepted[key] = RosterRow(row, classroom, student, org)
-        elif key in conflicts or first.org != org:
-            # Reported once every row of the student is known (below), naming them all.
-            rows_of_key = conflicts.setdefault(key, {first.row: first.org})
-            rows_of_key.update(dict.fromkeys(repeats.get(key, ()), first.org))
-            rows_of_key[row] = org
-        else:
-            repeats.setdefault(key, []).append(row)
-            problem(
-                row,
-                classroom,
-                student,
-                "",
-                DUPLICATE,
-                f"Duplicate of row {first.row} (same classroom and student); sent once.",
-            )
+        values_t = tuple(values)
+        for state in rules:
+            state.add(row, values_t)
+        candidates.append((row, schema.make(row, values_t)))
 
-    if roster.rows == 0:
+    if table.rows == 0:
         raise RosterRefused(f"The file has a header (row {header_row}) but no data rows.")
     if on_progress:
-        on_progress(roster.rows)
+        on_progress(table.rows)
 
-    if conflicts:
-        # Repeats of a conflicting row are not "sent once": they are part of the conflict.
-        problems[:] = [
-            p for p in problems if p.kind != DUPLICATE or (p.classroom, p.student) not in conflicts
-        ]
-    org_column = roster.columns.get(ORG, ORG)
-    for (classroom, student), rows_of_key in conflicts.items():
-        accepted.pop((classroom, student))
-        rows_text = ", ".join(str(r) for r in sorted(rows_of_key))
-        orgs_text = ", ".join(sorted(set(rows_of_key.values())))
-        for row in rows_of_key:
-            problem(
-                row,
-                classroom,
-                student,
-                org_column,
-                INVALID,
-                f"Row {row}: student {student} is listed in classroom {classroom} with "
-                f"different OrgIds ({orgs_text}) in rows {rows_text}; fix the rows so they "
-                "agree. None of them is sent.",
-            )
-    roster.problems.sort(key=lambda p: p.row)
-    for entry in accepted.values():
-        roster.classrooms.setdefault(entry.classroom, []).append(entry)
-    if roster.blank_rows:
-        plural = "" if roster.blank_rows == 1 else "s"
-        roster.notes.append(f"{roster.blank_rows} blank row{plural} skipped.")
-    return roster
+    # Conflicts first: their rows are not used, and are nobody's duplicates.
+    excluded: set[int] = set()
+    conflicted: dict[int, Problem] = {}  # one problem per row, even in two conflicts
+    for state in rules:
+        for conflict, cells_of in state.conflicts(header.columns):
+            for row in conflict.rows:
+                column, message = state.conflict_message(conflict, row)
+                earlier = conflicted.get(row)
+                if earlier is not None:
+                    message = f"{earlier.message} {message}"
+                    column = earlier.column
+                else:
+                    column = header.columns.get(column, column)
+                conflicted[row] = Problem(row, column, INVALID, message, cells_of[row])
+                excluded.add(row)
+    problems.extend(conflicted.values())
+    for state in rules:
+        for first, row, cells in state.repeats(excluded):
+            problems.append(Problem(row, "", DUPLICATE, state.duplicate_message(first, row), cells))
+            excluded.add(row)
+    problems.sort(key=lambda p: p.row)
+    table.accepted = [made for row, made in candidates if row not in excluded]
+    if table.blank_rows:
+        plural = "" if table.blank_rows == 1 else "s"
+        table.notes.append(f"{table.blank_rows} blank row{plural} skipped.")
+    return table
 
 
-def _row_error(
-    row: int,
-    classroom: str,
-    student: str,
-    org_cell: str,
-    names: dict[str, str],
-    org_index: int | None,
-    default_org: str,
-) -> tuple[str, str] | None:
-    """(column, message) of the first problem in a row's values, if any."""
-    for canonical, value in ((CLASSROOM, classroom), (STUDENT, student)):
-        column = names[canonical]
+def _cell_reader(column: Column) -> Callable[[str], Any]:
+    """A function from a trimmed cell to the value the column keeps, or CellError. Built
+    once per column: it runs for every cell of the file."""
+    blank, max_length, check = column.blank, column.max_length, column.check
+    unusable = _CONTROL_OR_BREAK if not column.controls else _BREAK
+    split = _splitter(column.split).split if column.split else None
+
+    def read(value: str) -> Any:
         if not value:
-            return column, f"Row {row}: {column} is empty."
-        if len(value) > MAX_ID_LENGTH:
-            return column, f"Row {row}: {column} is longer than {MAX_ID_LENGTH} characters."
-        if "\n" in value or "\r" in value:
-            return column, f"Row {row}: {column} contains a line break (a quote left open?)."
-        if value in (".", ".."):
-            # In the request path /classrooms/{id}/students it would address another URL.
-            return column, f"Row {row}: {column} {value!r} is not a usable import id."
-    if org_index is not None and not org_cell and not default_org:
-        column = names[ORG]
-        return column, f"Row {row}: {column} is empty and APEX_ORG_ID is not set."
-    return None
+            if not blank:
+                raise CellError("is empty.")
+        elif max_length is not None and len(value) > max_length:
+            raise CellError(f"is longer than {max_length} characters.")
+        elif unusable.search(value):
+            if "\n" in value or "\r" in value:
+                raise CellError("contains a line break (a quote left open?).")
+            raise CellError(_control_message(value))
+        if split is not None:
+            items = tuple([i for i in (part.strip() for part in split(value)) if i])
+            if not items and not blank:
+                raise CellError(f"holds only separators ({value!r}): no value.")
+            return tuple(sorted(set(items))) if check is None else check(items)
+        return value if check is None else check(value)
+
+    if not column.memo:
+        return read
+    memo: dict[str, Any] = {}
+
+    def remembered(value: str) -> Any:
+        """A column with few distinct values (sites, role lists): each is checked once."""
+        try:
+            found = memo[value]
+        except KeyError:
+            try:
+                found = read(value)
+            except CellError as exc:
+                found = exc
+            if len(memo) < MEMO_LIMIT:
+                memo[value] = found
+        if isinstance(found, CellError):
+            raise CellError(str(found))
+        return found
+
+    return remembered
+
+
+_SPLITTERS: dict[str, re.Pattern[str]] = {}
+
+
+def _splitter(characters: str) -> re.Pattern[str]:
+    pattern = _SPLITTERS.get(characters)
+    if pattern is None:
+        pattern = _SPLITTERS[characters] = re.compile(f"[{re.escape(characters)}]")
+    return pattern
+
+
+def _as_cells(values: tuple) -> tuple[str, ...]:
+    """A valid row's values as text, for a problem found after the row was read."""
+    return tuple("; ".join(v) if isinstance(v, tuple) else str(v) for v in values)
+
+
+def _picker(indexes: list[int]) -> Callable[[tuple], tuple]:
+    """values -> the tuple of the values at these indexes."""
+    if len(indexes) == 1:
+        (only,) = indexes
+        return lambda values: (values[only],)
+    return operator.itemgetter(*indexes) if indexes else lambda values: ()
+
+
+class _RuleState:
+    """One `Unique` rule over the rows read: the first row of each key, and every row of a
+    key that is seen more than once."""
+
+    def __init__(self, rule: Unique, position: dict[str, int]) -> None:
+        self.rule = rule
+        self.key_of = _picker([position[n] for n in rule.key])
+        self.agree_of = _picker([position[n] for n in rule.agree])
+        # key -> (row, agree values, values) of its first row (the values, not the cells:
+        # they are shared with the accepted row, so remembering them costs little)
+        self.first: dict[tuple, tuple[int, tuple, tuple]] = {}
+        # key -> later rows (row, agree values, values)
+        self.more: dict[tuple, list[tuple[int, tuple, tuple]]] = {}
+        self.conflicting: set[tuple] = set()
+
+    def add(self, row: int, values: tuple) -> None:
+        key = self.key_of(values)
+        agree = self.agree_of(values)
+        first = self.first.get(key)
+        if first is None:
+            self.first[key] = (row, agree, values)
+            return
+        self.more.setdefault(key, []).append((row, agree, values))
+        if agree != first[1]:
+            self.conflicting.add(key)
+
+    def conflicts(self, columns: dict[str, str]):
+        for key in self.first:  # file order of the keys' first rows
+            if key not in self.conflicting:
+                continue
+            entries = [self.first[key], *self.more[key]]
+            conflict = Conflict(key, [(r, a) for r, a, _ in entries], columns)
+            yield conflict, {r: _as_cells(v) for r, _, v in entries}
+
+    def repeats(self, excluded: set[int]):
+        """(first row, repeating row, its cells) of the duplicates among rows still used."""
+        if not self.rule.duplicates:
+            return
+        for key, later in self.more.items():
+            if key in self.conflicting:
+                continue
+            first_row = self.first[key][0]
+            if first_row in excluded:
+                continue
+            for row, _, values in later:
+                if row not in excluded:
+                    yield first_row, row, _as_cells(values)
+
+    def conflict_message(self, conflict: Conflict, row: int) -> tuple[str, str]:
+        if self.rule.conflict is not None:
+            return self.rule.conflict(conflict, row)
+        differing = [
+            name
+            for k, name in enumerate(self.rule.agree)
+            if len({a[k] for _, a in conflict.entries}) > 1
+        ]
+        shown = [conflict.columns.get(n, n) for n in differing]
+        return differing[0], (
+            f"Row {row}: rows {conflict.rows_text} have the same "
+            f"{' and '.join(conflict.columns.get(n, n) for n in self.rule.key)} but different "
+            f"{' and '.join(shown)}; fix the rows so they agree. None of them is used."
+        )
+
+    def duplicate_message(self, first: int, row: int) -> str:
+        if self.rule.duplicate is not None:
+            return self.rule.duplicate(first, row)
+        return f"Duplicate of row {first}; used once."
 
 
 # --- storage ---------------------------------------------------------------------------
 def roster_dir() -> Path:
     path = Path(settings.DATA_DIR) / "rosters"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)  # student data: the service's only
     return path
 
 

@@ -20,12 +20,13 @@ from integrations.apex.enroll import (
     apex_run_resume,
     apex_run_start,
 )
+from integrations.apex.roster import RosterRefused, roster_read
 from integrations.config import require
 from integrations.forms import EnrollConfirmForm, RosterUploadForm
 from integrations.http import ConfigError
 from integrations.models import RosterUpload
 from integrations.openclass.pull import openclass_lock_key, openclass_run_for_cohort
-from integrations.rosters import RosterRefused, roster_read, roster_store
+from integrations.rosters import roster_store
 from integrations.tasks import enqueue_run
 from reports.access import staff_required
 from reports.csvexport import csv_response

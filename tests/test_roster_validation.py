@@ -7,8 +7,9 @@ import io
 
 import pytest
 
+from integrations.apex.roster import DUPLICATE, INVALID, RosterRefused, roster_read
 from integrations.http import ConfigError
-from integrations.rosters import DUPLICATE, INVALID, RosterRefused, roster_read, roster_store
+from integrations.rosters import roster_store
 
 ORG = "ORG-DEMO"
 
@@ -174,9 +175,18 @@ def test_a_row_with_too_many_values_is_a_row_error():
 
 
 def test_an_unclosed_quote_is_reported_not_swallowed_silently():
-    roster = read('ClassroomName,StudentId\nA,"S1\nB,S2\n')
+    # Issue 7: the rows after an unclosed quote would vanish into one value, so the file
+    # is refused as a whole, naming the line where the quote opens.
+    message = refusal('ClassroomName,StudentId\nA,"S1\nB,S2\n')
+    assert message.startswith('Line 2: the quote that opens the "StudentId" value')
+    assert "never closed" in message
+
+
+def test_a_quoted_line_break_that_swallows_no_row_stays_a_row_error():
+    roster = read('ClassroomName,StudentId\nA,"S1\nX"\nB,S2\n')
     [problem] = roster.problems
     assert problem.kind == INVALID and "line break" in problem.message
+    assert sent(roster) == [(3, "B", "S2", ORG)]  # a spreadsheet row per record
 
 
 def test_over_the_size_limit_is_refused_naming_the_limit(settings):

@@ -41,11 +41,11 @@ from integrations.apex.client import (
     Outcome,
     Student,
 )
+from integrations.apex.roster import INVALID, Roster, RosterRefused, RosterRow, roster_read
 from integrations.config import require
 from integrations.http import ConfigError, MalformedResponse, TransientError, VendorError, redact
 from integrations.jobs import InvalidInput
 from integrations.models import RosterUpload
-from integrations.rosters import INVALID, Roster, RosterRefused, RosterRow, roster_read
 from integrations.rosters import roster_store as _roster_store
 from reports.actions import RunAction
 from reports.constants import ErrorClass
