@@ -44,11 +44,14 @@ INSTALLED_APPS = [
     "cohorts",
     "reports",
     "integrations",
+    "notifications",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Under /api/ every error answers JSON (config/errors.py).
+    "config.errors.ApiJsonErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -59,6 +62,11 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# JSON under /api/, the site's 403 page elsewhere.
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+# The technical 500 page (DEBUG) and error mails also hide the user:password@ of every URL
+# (DATABASE_URL, REDIS_URL, EMAIL_URL, ...), wherever it appears.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.debug.CredentialsCleansingFilter"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -267,6 +275,26 @@ MAILERS = {"default": {"BACKEND": _backend, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Classbridge <classbridge@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 REPORT_RECIPIENTS = [a.strip() for a in env.list("REPORT_RECIPIENTS", default=[]) if a.strip()]
+
+# --- Notifications (docs/notifications.md) ----------------------------------------------
+DIGEST_DEFAULT_FREQUENCY = env.str("DIGEST_DEFAULT_FREQUENCY", default="weekly")
+DIGEST_HOUR = env.int("DIGEST_HOUR", default=7)
+DIGEST_WEEKDAY = env.int("DIGEST_WEEKDAY", default=0)
+STALE_ALERT_GRACE_MINUTES = env.int("STALE_ALERT_GRACE_MINUTES", default=60)
+STALE_ALERT_FAILED_PULLS = env.int("STALE_ALERT_FAILED_PULLS", default=2)
+for _name, _ok, _rule in (
+    (
+        "DIGEST_DEFAULT_FREQUENCY",
+        DIGEST_DEFAULT_FREQUENCY in ("daily", "weekly", "off"),
+        "daily, weekly or off",
+    ),
+    ("DIGEST_HOUR", 0 <= DIGEST_HOUR <= 23, "an hour from 0 to 23"),
+    ("DIGEST_WEEKDAY", 0 <= DIGEST_WEEKDAY <= 6, "a weekday from 0 (Monday) to 6 (Sunday)"),
+    ("STALE_ALERT_GRACE_MINUTES", STALE_ALERT_GRACE_MINUTES >= 0, "0 or more minutes"),
+    ("STALE_ALERT_FAILED_PULLS", STALE_ALERT_FAILED_PULLS >= 1, "1 or more pulls"),
+):
+    if not _ok:
+        raise ImproperlyConfigured(f"{_name} must be {_rule}, not {globals()[_name]!r}")
 
 # --- Vendors --------------------------------------------------------------------------
 # Read as plain strings here; each job validates what it needs (integrations/config.py)

@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from reports import selectors
+from reports.changes import run_changes_context
 from reports.constants import ErrorClass
 from reports.models import Run, RunStatus
 
@@ -146,6 +147,7 @@ def run_report(run: Run, *, failure_limit: int = EMAIL_FAILURE_LIMIT) -> dict[st
         "error_class_label": error_labels.get(run.error_class, run.error_class),
         "run_url": run_url(run),
         "failures_csv_url": settings.SITE_URL + reverse("reports:failures_csv", args=[run.pk]),
+        **run_changes_context(run),
     }
 
 
