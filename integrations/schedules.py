@@ -29,6 +29,7 @@ TASK = "integrations.tasks.cohort_pull_scheduled"
 LEGACY_PREFIX = "classbridge:openclass-pull:cohort-"
 REAPER = "classbridge:runs-reap"
 HEARTBEAT = "classbridge:worker-heartbeat"
+RETENTION = "classbridge:retention-prune"
 
 
 @dataclass
@@ -69,6 +70,14 @@ def schedules_sync() -> ScheduleChanges:
         },
     )
     notification_schedules_sync()  # mentor digests and stale-data alerts
+    Schedule.objects.update_or_create(
+        name=RETENTION,
+        defaults={
+            "func": "integrations.retention.retention_prune",
+            "schedule_type": Schedule.DAILY,
+            "repeats": -1,
+        },
+    )
     pulled = set(registry.scheduled_sources())
     wanted: dict[str, Cohort] = {}
     for cohort in Cohort.objects.filter(sync_interval_hours__gt=0).order_by("pk"):

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0001_initial'),
+        ('reports', '0002_http_email_error_retention'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
