@@ -328,6 +328,13 @@ TITAN_MAX_REMOVAL_PERCENT = env.float("TITAN_MAX_REMOVAL_PERCENT", default=10.0)
 CANVAS_BASE_URL = env.str("CANVAS_BASE_URL", default="")
 CANVAS_TOKEN = env.str("CANVAS_TOKEN", default="")
 CANVAS_ACCOUNT_ID = env.str("CANVAS_ACCOUNT_ID", default="")
+# docs/canvas.md: pacing against Canvas's leaky bucket, courses pulled at once in a bulk
+# pull, and the overlap kept before the watermark of an incremental pull.
+CANVAS_REQUESTS_PER_SECOND = env.float("CANVAS_REQUESTS_PER_SECOND", default=0.0)
+CANVAS_RATE_LIMIT_FLOOR = env.float("CANVAS_RATE_LIMIT_FLOOR", default=150.0)
+CANVAS_CONCURRENCY = env.int("CANVAS_CONCURRENCY", default=3)
+CANVAS_WATERMARK_OVERLAP_SECONDS = env.int("CANVAS_WATERMARK_OVERLAP_SECONDS", default=300)
+CANVAS_FULL_REFRESH_HOURS = env.int("CANVAS_FULL_REFRESH_HOURS", default=24)
 
 ROSTER_MAX_BYTES = env.int("ROSTER_MAX_BYTES", default=20 * 1024 * 1024)
 # More header names per roster column: JSON {"email": ["E-mail"]} or email=E-mail|Mail,...
