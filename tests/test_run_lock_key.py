@@ -47,6 +47,18 @@ def test_sync_now_pressed_four_times_at_once_makes_one_run():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_canvas_sync_now_pressed_four_times_at_once_makes_one_run():
+    from integrations.canvas.pull import canvas_run_for_cohort
+
+    cohort = Cohort.objects.create(name="Bio", source=Source.CANVAS, external_id="101")
+    results = at_once(lambda: canvas_run_for_cohort(cohort_id=cohort.pk, triggered_by="user:ada"))
+    made = [r for r in results if r is not None]
+    assert len(made) == 1
+    assert Run.objects.filter(kind=RunKind.CANVAS_SYNC).count() == 1
+    assert made[0].lock_key == run_lock_key(RunKind.CANVAS_SYNC, "course", "101")
+
+
+@pytest.mark.django_db(transaction=True)
 def test_four_confirms_of_one_upload_at_once_make_one_run(tmp_path, settings):
     from integrations.apex.enroll import apex_run_start
     from integrations.models import RosterUpload
