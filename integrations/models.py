@@ -76,3 +76,17 @@ class TitanSiteLimit(models.Model):
             raise ValidationError({"max_removal_percent": "A percentage between 0 and 100."})
         if self.max_removals is None and self.max_removal_percent is None:
             raise ValidationError("Set a count, a percentage, or both.")
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time a task worker on this host ran the heartbeat task (scheduled every
+    minute by setup_schedules). /healthz reads it: the database broker's ping() always
+    answers yes, and django-q2's cluster statistics live in Redis or in the cache (not
+    shared between processes by default), so the database is the one place every broker
+    shares."""
+
+    host = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.host} {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -36,6 +36,7 @@ def test_approving_records_who_why_and_which_plan_and_queues_the_run(held, admin
     approval = decide(held, user=admin_user)
     held.refresh_from_db()
     assert held.status == RunStatus.QUEUED and held.finished_at is None
+    assert held.queued_at >= approval.decided_at  # the lost-task reaper waits from here
     assert (approval.plan_hash, approval.decision, approval.decided_by, approval.user) == (
         H1,
         ApprovalDecision.APPROVED,

@@ -55,7 +55,13 @@ from integrations.titan.roster import (
 from integrations.titan.store import plan_load, plan_save
 from reports.constants import ErrorClass
 from reports.models import Run, RunKind, RunStatus
-from reports.services import RunTracker, approval_for, approval_record, run_create
+from reports.services import (
+    RunLeaseLost,
+    RunTracker,
+    approval_for,
+    approval_record,
+    run_create,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +194,7 @@ def titan_sync_job(tracker: RunTracker) -> None:
                 _record_preview(tracker, plan)
                 run.message = _summary(run, plan, dry_run=True)
                 return
-            run_params_update(run, applying=True)
+            _params_write(tracker, applying=True)
         _apply(tracker, client, plan)
         with tracker.stage("report"):
             run.message = _summary(run, plan, dry_run=False)
@@ -222,9 +228,19 @@ def _stored_roster(params: dict[str, Any]) -> RosterUpload:
 
 
 def run_params_update(run: Run, **values: Any) -> None:
-    """Write params now (the run page and a resume read them)."""
+    """Write params of a run no worker holds (a finished preview) now."""
     run.params = {**run.params, **values}
     Run.objects.filter(pk=run.pk).update(params=run.params)
+
+
+def _params_write(tracker: RunTracker, **values: Any) -> None:
+    """Write the running run's params now (the run page and a resume read them), as long
+    as this worker still holds the run's lease."""
+    run = tracker.run
+    run.params = {**run.params, **values}
+    owned = Run.objects.filter(pk=run.pk, lease=tracker.lease, status=RunStatus.RUNNING)
+    if owned.update(params=run.params) != 1:
+        raise RunLeaseLost(run.pk, tracker.lease)
 
 
 def _plan(
@@ -264,8 +280,8 @@ def _plan(
     tracker.set_count("rows", rows_read)
     tracker.set_count("unchanged", plan["unchanged"])
     tracker.set_count("fetched", len(state.users))
-    run_params_update(
-        run,
+    _params_write(
+        tracker,
         plan_hash=plan["hash"],
         verdict=verdict,
         header=header,

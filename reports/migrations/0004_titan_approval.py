@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0002_http_email_error_retention'),
+        ('reports', '0003_spine_lease_lock_key'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
