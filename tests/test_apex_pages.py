@@ -158,7 +158,7 @@ def test_dry_run_from_the_preview_sends_nothing(staff, sim, django_capture_on_co
         staff.post(reverse("integrations:apex_confirm", args=[stored.pk]), {"dry_run": "on"})
     run = Run.objects.get()
     assert run.dry_run and run.status == RunStatus.PARTIAL  # the file has invalid rows
-    assert sim.request_log == []
+    assert [path for _, path, _ in sim.request_log] == ["/token"]  # signed in, sent nothing
 
 
 def test_a_second_confirm_while_a_run_is_active_goes_to_that_run(staff, sim):

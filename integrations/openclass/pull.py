@@ -46,14 +46,17 @@ COUNT_KEYS = ("fetched", "created", "updated", "unchanged", "failed")
 
 
 def openclass_run_create(
-    *, class_id: str, cohort_name: str = "", triggered_by: str, user=None
+    *, class_id: str, cohort_name: str = "", triggered_by: str, user=None, cohort_id=None
 ) -> Run:
+    params = {"class_id": class_id, "cohort_name": cohort_name}
+    if cohort_id is not None:
+        params["cohort_id"] = cohort_id  # the run page links its cohort from the start
     return run_create(
         kind=RunKind.OPENCLASS_SYNC,
         triggered_by=triggered_by,
         user=user,
         subject=cohort_name or f"OpenClass class {class_id}",
-        params={"class_id": class_id, "cohort_name": cohort_name},
+        params=params,
     )
 
 
@@ -70,6 +73,7 @@ def openclass_run_for_cohort(*, cohort_id: int, triggered_by: str, user=None) ->
             cohort_name=cohort.name,
             triggered_by=triggered_by,
             user=user,
+            cohort_id=cohort.pk,
         )
 
 
