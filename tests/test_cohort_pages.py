@@ -486,3 +486,15 @@ def test_an_empty_cohort_page_still_reads_well(client, mentor_a, cohort_a):
     assert "No assignments yet" in page
     assert "No students yet" in page
     assert "No activity yet." in page
+
+
+def test_health_page_says_the_pace_is_assumed_to_a_mentor(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert "Pace assumed" not in page  # the cohort's dates set it
+    cohort_a.starts_on = cohort_a.ends_on = None
+    cohort_a.save()
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert 'behind an <a href="#pace-assumed">assumed</a> pace' in page
+    assert "The pace is assumed, because no course dates are set" in page
+    assert "An admin can set the course dates" in page
