@@ -68,7 +68,8 @@ def shots(request):
     """`shots(page, "name")` saves var/screenshots/<journey>/<name>.png (the journey is the
     test module's name without "test_journey_"); `shots(page, "name", doc="x.png")` also
     copies it to docs/screenshots/x.png when CLASSBRIDGE_DOC_SCREENSHOTS=1, for the README."""
-    journey = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_journey_")
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    journey = name.removeprefix("test_journey_").removeprefix("test_")
     folder = SCREENSHOTS / journey
     folder.mkdir(parents=True, exist_ok=True)
 
