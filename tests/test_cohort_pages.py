@@ -186,8 +186,8 @@ def test_admin_threshold_edit_changes_classifications(client, admin_user, ids, c
         url,
         {
             "inactive_days": 4,
-            "behind_fraction": 0.2,
-            "low_grade": 0.45,
+            "behind_fraction": 20,  # percent, as the page speaks of them
+            "low_grade": 45,
             "starts_on": "2026-03-02",
             "ends_on": "2026-03-15",
         },
@@ -209,8 +209,8 @@ def test_invalid_thresholds_are_refused(client, admin_user, ids, cohort_a):
         reverse("cohorts:thresholds", args=[cohort_a.pk]),
         {
             "inactive_days": 0,
-            "behind_fraction": 2,
-            "low_grade": 0.6,
+            "behind_fraction": 200,
+            "low_grade": 60,
             "starts_on": "2026-03-10",
             "ends_on": "2026-03-01",
         },
@@ -218,6 +218,7 @@ def test_invalid_thresholds_are_refused(client, admin_user, ids, cohort_a):
     assert response.status_code == 400
     page = response.content.decode()
     assert "At least one day." in page
+    assert "A percentage above 0 and at most 100" in page
     assert "cannot end before it starts" in page
     cohort_a.refresh_from_db()
     assert (cohort_a.inactive_days, cohort_a.behind_fraction) == (7, 0.2)
@@ -498,3 +499,18 @@ def test_health_page_says_the_pace_is_assumed_to_a_mentor(client, mentor_a, ids,
     assert 'behind an <a href="#pace-assumed">assumed</a> pace' in page
     assert "The pace is assumed, because no course dates are set" in page
     assert "An admin can set the course dates" in page
+
+
+def test_thresholds_form_shows_percentages(client, admin_user, ids, cohort_a):
+    client.force_login(admin_user)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert "Low quiz average (%)" in page and "(0-1)" not in page
+    assert 'name="low_grade" value="60.0"' in page or 'name="low_grade" value="60"' in page
+
+
+def test_trend_arrows_say_what_they_mean(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert "This week vs last" in page
+    # Eve: 1 completion in the last 7 days, none the week before.
+    assert '1 <span aria-hidden="true">▲</span> up from 0' in page
