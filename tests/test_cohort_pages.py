@@ -514,3 +514,49 @@ def test_trend_arrows_say_what_they_mean(client, mentor_a, ids, cohort_a):
     assert "This week vs last" in page
     # Eve: 1 completion in the last 7 days, none the week before.
     assert '1 <span aria-hidden="true">▲</span> up from 0' in page
+
+
+def test_a_new_install_says_what_to_do_first(client, admin_user, mentor_b):
+    client.force_login(admin_user)
+    Cohort.objects.all().delete()
+    page = client.get(reverse("cohorts:list")).content.decode()
+    assert "No cohorts yet: where to start" in page
+    assert reverse("admin:cohorts_cohort_add") in page
+    assert reverse("integrations:apex_upload") in page
+    runs = client.get(reverse("reports:list")).content.decode()
+    assert "No runs yet" in runs and "upload an APEX roster" in runs
+    client.force_login(mentor_b)
+    assert "Ask an admin" in client.get(reverse("cohorts:list")).content.decode()
+
+
+def test_colours_meet_wcag_aa_contrast():
+    import re
+    from pathlib import Path
+
+    css = (Path(__file__).resolve().parent.parent / "static/css/app.css").read_text()
+    colours = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", css))
+
+    def luminance(hex_colour):
+        channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    def ratio(a, b):
+        high, low = sorted((luminance(colours[a]), luminance(colours[b])), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    pairs = [
+        ("ink", "bg"),
+        ("ink", "card"),
+        ("muted", "card"),
+        ("muted", "bg"),
+        ("brand", "card"),
+        ("brand", "info-bg"),
+        ("brand-ink", "brand"),
+        ("ok", "ok-bg"),
+        ("warn", "warn-bg"),
+        ("bad", "bad-bg"),
+        ("bad", "card"),
+    ]
+    for text, background in pairs:
+        assert ratio(text, background) >= 4.5, (text, background, ratio(text, background))
