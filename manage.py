@@ -4,6 +4,9 @@ import sys
 
 
 def main() -> None:
+    from config.private_files import restrict_umask
+
+    restrict_umask()  # files the service writes are its own (docs/operations.md)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     if sys.argv[1:2] == ["demo"]:
         # The demo is local development: it runs (and `demo --help` answers) with no

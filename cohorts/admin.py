@@ -6,7 +6,9 @@ step); keep it a plain ModelAdmin subclass so that wrapping keeps working.
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
+from django.template.response import TemplateResponse
+from django.utils.cache import patch_cache_control
 
 from cohorts.forms import CohortAdminForm
 from cohorts.models import ApiToken, Assignment, Cohort, MentorNote, Student
@@ -63,13 +65,15 @@ class MentorNoteAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """The key is shown once, in the message after adding a token: only its hash is kept."""
+    """Adding a token answers with a page that shows its key, once: only its hash is kept,
+    and the key never goes into a message (the messages cookie is signed, not encrypted)."""
 
     list_display = ("name", "user", "prefix", "created_at", "last_used_at")
     list_select_related = ("user",)
     search_fields = ("name", "user__username", "prefix")
     fields = ("user", "name", "prefix", "created_at", "last_used_at")
     readonly_fields = ("prefix", "created_at", "last_used_at")
+    key_created_template = "admin/cohorts/apitoken/key_created.html"
 
     def get_readonly_fields(self, request, obj=None):
         # A token's owner never changes: revoke it and make a new one instead.
@@ -82,7 +86,19 @@ class ApiTokenAdmin(admin.ModelAdmin):
         key = ApiToken.new_key()
         obj.set_key(key)
         super().save_model(request, obj, form, change)
-        messages.warning(
-            request,
-            f"API key for {obj.user}: {key} — copy it now, it is not shown again.",
-        )
+        obj.new_key = key  # for response_add only; never stored
+
+    def response_add(self, request, obj, post_url_continue=None):
+        key = getattr(obj, "new_key", None)
+        if key is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "API key created",
+            "token": obj,
+            "key": key,
+        }
+        response = TemplateResponse(request, self.key_created_template, context)
+        patch_cache_control(response, private=True, no_store=True)
+        return response

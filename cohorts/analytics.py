@@ -60,6 +60,16 @@ STUCK_FULL_SHARE = 0.25  # a quarter of the cohort stuck on it is as bad as it g
 SLOW_FULL_DAYS = 14.0  # two weeks from start to completion (median)
 REVIEW_FULL_DAYS = 7.0  # a week waiting for review (median)
 
+# Dates a filter may name: the cohort's lifetime (course dates, first and last activity,
+# today) widened by this margin on either side, and never outside EARLIEST..LATEST_DATE
+# (docs/cohort-health.md). Beyond that there is nothing to see, and a range of centuries
+# would make the progress chart and its CSV enormous.
+DATE_MARGIN = timedelta(days=366)
+EARLIEST_DATE, LATEST_DATE = date(1970, 1, 1), date(2199, 12, 31)
+# The progress chart never has more points than this: a daily chart over a longer range
+# is drawn by week, and a weekly one shows the latest MAX_CHART_PERIODS weeks.
+MAX_CHART_PERIODS = 400
+
 UNIT_WEEKS_DEFAULT = 1  # without an end date, each unit of the curriculum takes a week
 STALE_GRACE = timedelta(minutes=30)  # a scheduled pull may queue this long before it is late
 # Run statuses of a pull that refreshed nothing: it failed, or its configuration refused it.
@@ -73,6 +83,11 @@ def _utc(values: Any) -> pd.Series:
     """Aware datetimes, or the ISO text SQLite returns (always UTC there), as UTC stamps."""
     series = pd.Series(values, dtype=object)
     return pd.to_datetime(series, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+
+
+def utc_column(values: Sequence[Any]) -> pd.Series:
+    """A column of UTC stamps (NaT for None) from aware datetimes or SQLite's ISO text."""
+    return _utc(list(values))
 
 
 def students_frame(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
@@ -700,6 +715,28 @@ def _period_ends(first: date, last: date, freq: str) -> list[date]:
     return ends
 
 
+def date_bounds(
+    progressions: pd.DataFrame,
+    *,
+    today: date,
+    starts_on: date | None = None,
+    ends_on: date | None = None,
+    tz: str = "UTC",
+) -> tuple[date, date]:
+    """The first and last day a date filter may name: the cohort's lifetime (its course
+    dates, its first and last activity, today) widened by DATE_MARGIN each side, within
+    EARLIEST_DATE..LATEST_DATE."""
+    days = [today, *(d for d in (starts_on, ends_on) if d is not None)]
+    if len(progressions):
+        stamps = progressions[list(STAMPS)]
+        for stamp in (stamps.min().min(), stamps.max().max()):
+            if not pd.isna(stamp):
+                days.append(stamp.tz_convert(tz).date())
+    first = max(min(days), EARLIEST_DATE + DATE_MARGIN) - DATE_MARGIN
+    last = min(max(days), LATEST_DATE - DATE_MARGIN) + DATE_MARGIN
+    return max(first, EARLIEST_DATE), max(min(last, LATEST_DATE), EARLIEST_DATE)
+
+
 def choose_freq(first: date, last: date) -> str:
     """Days for up to ten weeks, weeks beyond: a readable number of points either way."""
     return "D" if (last - first).days <= 70 else "W"
@@ -1021,13 +1058,26 @@ class CohortHealth:
         last = self.now.tz_convert(self.tz).date()
         if first is None:
             return None
-        return min(first, last), last
+        # At most MAX_CHART_PERIODS weeks, whatever the data or the filter says.
+        earliest = last - timedelta(weeks=MAX_CHART_PERIODS - 1)
+        return max(min(first, last), earliest), last
 
     @property
     def freq(self) -> str:
-        if self._freq in ("D", "W"):
-            return self._freq
-        return choose_freq(*self.window) if self.window else "D"
+        """ "D" or "W": as asked, else days up to ten weeks; never more than
+        MAX_CHART_PERIODS days (longer daily charts are drawn by week)."""
+        if self.window is None:
+            return self._freq if self._freq in ("D", "W") else "D"
+        if self._freq == "W" or self.freq_capped:
+            return "W"
+        return "D" if self._freq == "D" else choose_freq(*self.window)
+
+    @property
+    def freq_capped(self) -> bool:
+        """A daily chart was asked for a range longer than MAX_CHART_PERIODS days."""
+        if self.window is None or self._freq != "D":
+            return False
+        return (self.window[1] - self.window[0]).days + 1 > MAX_CHART_PERIODS
 
     @cached_property
     def progress(self) -> pd.DataFrame:

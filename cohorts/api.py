@@ -15,11 +15,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.paginator import EmptyPage, Paginator
+from django.db.models import F, Q
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import reverse
 from django.utils import timezone
 
 from cohorts import analytics
+from cohorts.forms import date_out_of_range
 from cohorts.models import ApiToken, Assignment, Cohort, Student
 from cohorts.selectors import (
     cohort_frames,
@@ -151,8 +153,15 @@ def _date(request: HttpRequest, name: str) -> date | None:
         raise ApiError(400, "invalid_parameter", f"'{name}' must be a date, YYYY-MM-DD.") from None
 
 
-def _range(request: HttpRequest) -> tuple[date | None, date | None]:
+def _range(
+    request: HttpRequest,
+    bounds: tuple[date, date] = (analytics.EARLIEST_DATE, analytics.LATEST_DATE),
+) -> tuple[date | None, date | None]:
+    """`from` and `to`, each within `bounds` (by default the widest any cohort allows)."""
     first, last = _date(request, "from"), _date(request, "to")
+    for name, value in (("from", first), ("to", last)):
+        if value is not None and (problem := date_out_of_range(value, bounds)):
+            raise ApiError(400, "invalid_parameter", f"'{name}' is out of range. {problem}")
     if first and last and first > last:
         raise ApiError(400, "invalid_parameter", "'from' is after 'to'.")
     return first, last
@@ -193,11 +202,23 @@ def _cohort_body(request: HttpRequest, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
-    first, last = _range(request)
+    """The metrics under the request's filters. `from` and `to` must fall within the
+    cohort's lifetime plus a margin (`analytics.date_bounds`), else 400."""
+    _date(request, "from"), _date(request, "to")  # malformed: refused before any read
     freq = {"day": "D", "week": "W", "": None}.get(request.GET.get("freq", "").strip().lower())
     if request.GET.get("freq") and freq is None:
         raise ApiError(400, "invalid_parameter", "'freq' must be day or week.")
     students, assignments, progressions = cohort_frames(cohort=cohort)
+    first, last = _range(
+        request,
+        analytics.date_bounds(
+            progressions,
+            today=timezone.localdate(),
+            starts_on=cohort.starts_on,
+            ends_on=cohort.ends_on,
+            tz=timezone.get_current_timezone_name(),
+        ),
+    )
     unit = request.GET.get("unit")
     if unit is not None and unit not in analytics.unit_names(assignments):
         raise ApiError(400, "invalid_parameter", f"No unit named {unit!r} in this cohort.")
@@ -278,11 +299,23 @@ def cohort_detail(request, user, pk: int):
 
 @api_view
 def students_list(request, user, pk: int):
+    """The enrolled students; `include_left=true` adds those who left (history)."""
     cohort = cohort_get_for_user(user=user, pk=pk)
+    enrolled = Q(enrollments__cohort=cohort)
+    if not _bool(request, "include_left"):
+        enrolled &= Q(enrollments__active=True)
     students = (
-        Student.objects.filter(enrollments__cohort=cohort)
+        Student.objects.filter(enrolled)
         .order_by("last_name", "first_name", "id")
-        .values("id", "external_id", "first_name", "last_name", "email")
+        .values(
+            "id",
+            "external_id",
+            "first_name",
+            "last_name",
+            "email",
+            active=F("enrollments__active"),
+            left_at=F("enrollments__left_at"),
+        )
     )
     return JsonResponse({"results": list(students)})
 
@@ -485,9 +518,65 @@ def metrics_progress_over_time(request, user, pk: int):
     return JsonResponse(body)
 
 
+def public_view(view):
+    """GET only (JSON 405 otherwise), no sign-in: for what holds no data."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = _error(405, "method_not_allowed", "The API is read-only: use GET.")
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@public_view
 def openapi(request):
     """The OpenAPI 3.1 description. Public: it holds no data, and tools fetch it unsigned."""
     return JsonResponse(openapi_document(request.build_absolute_uri("/")))
+
+
+@public_view
+def index(request):
+    """GET /api/: every endpoint with its URL and what it takes, read from the OpenAPI
+    description so the two never disagree. Public, like it."""
+    server = request.build_absolute_uri("/").rstrip("/")
+    document = openapi_document(server)
+    endpoints = []
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            endpoints.append(
+                {
+                    "name": op["operationId"],
+                    "method": method.upper(),
+                    "url": server + path,
+                    "summary": op["summary"],
+                    "authentication": "none" if op.get("security") == [] else "token or session",
+                    "parameters": [
+                        {
+                            "name": param["name"],
+                            "in": param["in"],
+                            "required": param["required"],
+                            "type": param["schema"].get("type"),
+                            "description": param["description"],
+                        }
+                        for param in op["parameters"]
+                    ],
+                }
+            )
+    return JsonResponse(
+        {
+            "name": document["info"]["title"],
+            "description": document["info"]["description"],
+            "openapi": server + reverse("cohorts:api_openapi"),
+            "authentication": "Send 'Authorization: Token <key>' (manage.py create_api_token), "
+            "or sign in and send the session cookie.",
+            "errors": 'Every error is JSON: {"error": {"code": ..., "message": ...}}.',
+            "endpoints": endpoints,
+        }
+    )
 
 
 # --- OpenAPI ---------------------------------------------------------------------------
@@ -506,11 +595,16 @@ def _param(name: str, schema: dict, description: str, where: str = "query") -> d
 _COHORT_ID = _param("id", {"type": "integer"}, "The cohort's id.", "path")
 _FILTERS = [
     _param("unit", {"type": "string"}, "Only this unit's assignments (not for student health)."),
-    _param("from", {"type": "string", "format": "date"}, "Start of the charted range."),
+    _param(
+        "from",
+        {"type": "string", "format": "date"},
+        "Start of the charted range. Dates must fall within the cohort's lifetime plus "
+        f"{analytics.DATE_MARGIN.days} days either side (400 otherwise).",
+    ),
     _param(
         "to",
         {"type": "string", "format": "date"},
-        "The cohort as it stood at the end of this day.",
+        "The cohort as it stood at the end of this day (same bounds as from).",
     ),
 ]
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
@@ -525,9 +619,12 @@ def _results(item: dict[str, Any]) -> dict[str, Any]:
     return _object({"results": {"type": "array", "items": item}})
 
 
-def _op(summary: str, params: list, schema: dict[str, Any], description: str = "") -> dict:
+def _op(
+    name: str, summary: str, params: list, schema: dict[str, Any], description: str = ""
+) -> dict:
     return {
         "get": {
+            "operationId": name,
             "summary": summary,
             "description": description,
             "parameters": params,
@@ -536,9 +633,22 @@ def _op(summary: str, params: list, schema: dict[str, Any], description: str = "
                 "400": {"$ref": "#/components/responses/BadRequest"},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "404": {"$ref": "#/components/responses/NotFound"},
+                "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+                "500": {"$ref": "#/components/responses/ServerError"},
             },
         }
     }
+
+
+def _public(item: dict) -> dict:
+    """An operation that needs no sign-in (and so never answers 401 or 404)."""
+    op = item["get"]
+    op["security"] = []
+    op["responses"] = {
+        "200": op["responses"]["200"],
+        "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+    }
+    return item
 
 
 def openapi_document(server: str) -> dict[str, Any]:
@@ -576,6 +686,8 @@ def openapi_document(server: str) -> dict[str, Any]:
             "first_name": {"type": "string"},
             "last_name": {"type": "string"},
             "email": {"type": "string"},
+            "active": {"type": "boolean", "description": "false: the student left"},
+            "left_at": _NULLABLE_TIME,
         }
     )
     assignment = _object(
@@ -606,13 +718,39 @@ def openapi_document(server: str) -> dict[str, Any]:
     error = _object({"error": _object({"code": {"type": "string"}, "message": {"type": "string"}})})
     generic = {"type": "object", "additionalProperties": True}
     paths = {
-        "/api/cohorts": _op("Cohorts you may see", [], _results(cohort)),
-        "/api/cohorts/{id}": _op("One cohort, its thresholds and links", [_COHORT_ID], generic),
-        "/api/cohorts/{id}/students": _op("Enrolled students", [_COHORT_ID], _results(student)),
+        "/api/": _public(
+            _op(
+                "api_index",
+                "This index: every endpoint, its URL and parameters",
+                [],
+                generic,
+            )
+        ),
+        "/api/openapi.json": _public(
+            _op("api_openapi", "This OpenAPI 3.1 description", [], generic)
+        ),
+        "/api/cohorts": _op("api_cohorts", "Cohorts you may see", [], _results(cohort)),
+        "/api/cohorts/{id}": _op(
+            "api_cohort", "One cohort, its thresholds and links", [_COHORT_ID], generic
+        ),
+        "/api/cohorts/{id}/students": _op(
+            "api_students",
+            "Enrolled students (those who left with include_left=true)",
+            [
+                _COHORT_ID,
+                _param(
+                    "include_left",
+                    {"type": "boolean"},
+                    "true: also the students who left (active false, left_at set).",
+                ),
+            ],
+            _results(student),
+        ),
         "/api/cohorts/{id}/assignments": _op(
-            "The curriculum, in order", [_COHORT_ID], _results(assignment)
+            "api_assignments", "The curriculum, in order", [_COHORT_ID], _results(assignment)
         ),
         "/api/cohorts/{id}/progressions": _op(
+            "api_progressions",
             "Progressions, filtered and paginated",
             [
                 _COHORT_ID,
@@ -622,7 +760,8 @@ def openapi_document(server: str) -> dict[str, Any]:
                 _param(
                     "from",
                     {"type": "string", "format": "date"},
-                    "Any activity (start, completion or review) on or after this day.",
+                    "Any activity (start, completion or review) on or after this day "
+                    f"({analytics.EARLIEST_DATE} to {analytics.LATEST_DATE}).",
                 ),
                 _param(
                     "to",
@@ -648,9 +787,10 @@ def openapi_document(server: str) -> dict[str, Any]:
             ),
         ),
         "/api/cohorts/{id}/progress-summary": _op(
-            "Headline figures", [_COHORT_ID, *_FILTERS], generic
+            "api_progress_summary", "Headline figures", [_COHORT_ID, *_FILTERS], generic
         ),
         "/api/cohorts/{id}/metrics/completion": _op(
+            "api_metrics_completion",
             "Completion per assignment, per unit and overall",
             [_COHORT_ID, *_FILTERS],
             _object(
@@ -662,6 +802,7 @@ def openapi_document(server: str) -> dict[str, Any]:
             ),
         ),
         "/api/cohorts/{id}/metrics/blockers": _op(
+            "api_metrics_blockers",
             "Assignments ranked by how much they hold students back",
             [
                 _COHORT_ID,
@@ -673,6 +814,7 @@ def openapi_document(server: str) -> dict[str, Any]:
             "(docs/cohort-health.md).",
         ),
         "/api/cohorts/{id}/metrics/student-health": _op(
+            "api_metrics_student_health",
             "Each student on track, watch or at risk, with reasons",
             [
                 _COHORT_ID,
@@ -686,6 +828,7 @@ def openapi_document(server: str) -> dict[str, Any]:
             _results(generic),
         ),
         "/api/cohorts/{id}/metrics/progress-over-time": _op(
+            "api_metrics_progress_over_time",
             "Cumulative completions against the pace, and each student's weekly trend",
             [
                 _COHORT_ID,
@@ -725,6 +868,8 @@ def openapi_document(server: str) -> dict[str, Any]:
                     ("BadRequest", "A parameter is not valid."),
                     ("Unauthorized", "No session and no token, or a wrong token."),
                     ("NotFound", "No such cohort, or not one you may see."),
+                    ("MethodNotAllowed", "Anything but GET or HEAD."),
+                    ("ServerError", "Something broke on our side; it was logged."),
                 )
             },
         },

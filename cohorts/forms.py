@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django import forms
 
-from cohorts.analytics import AT_RISK, ON_TRACK, WATCH
+from cohorts.analytics import AT_RISK, EARLIEST_DATE, LATEST_DATE, ON_TRACK, WATCH
 from cohorts.models import Cohort, MentorNote
 
 STATUS_CHOICES = [
@@ -24,9 +26,20 @@ SORT_COLUMNS = {
 }
 
 
+def date_out_of_range(value: date, bounds: tuple[date, date]) -> str | None:
+    """Why `value` is outside `bounds` (first, last), in words; None when inside."""
+    first, last = bounds
+    if first <= value <= last:
+        return None
+    return f"Pick a day from {first.isoformat()} to {last.isoformat()}."
+
+
 class HealthFilterForm(forms.Form):
     """The health page's GET parameters. Anything invalid is dropped, never an error page:
-    a bookmarked URL with a unit that has since been renamed still opens."""
+    a bookmarked URL with a unit that has since been renamed still opens. A date that is
+    not a date, or outside `bounds` (the cohort's lifetime plus a margin,
+    `analytics.date_bounds`), is dropped too, and its error is shown beside the field
+    (`date_errors`); a CSV download refuses it (400)."""
 
     unit = forms.ChoiceField(required=False)
     date_from = forms.DateField(required=False, label="From")
@@ -37,9 +50,33 @@ class HealthFilterForm(forms.Form):
     dir = forms.ChoiceField(required=False, choices=[("asc", "asc"), ("desc", "desc")])
     freq = forms.ChoiceField(required=False, choices=[("", "auto"), ("D", "day"), ("W", "week")])
 
-    def __init__(self, data, *, units: list[str]) -> None:
+    def __init__(self, data, *, units: list[str], bounds: tuple[date, date] | None = None) -> None:
         super().__init__(data)
+        self.bounds = bounds or (EARLIEST_DATE, LATEST_DATE)
         self.fields["unit"].choices = [("", "All units")] + [(u, u or "No unit") for u in units]
+
+    def _bounded(self, name: str) -> date | None:
+        value = self.cleaned_data.get(name)
+        if value is not None and (problem := date_out_of_range(value, self.bounds)):
+            raise forms.ValidationError(problem)
+        return value
+
+    def clean_date_from(self) -> date | None:
+        return self._bounded("date_from")
+
+    def clean_date_to(self) -> date | None:
+        return self._bounded("date_to")
+
+    @property
+    def date_errors(self) -> dict[str, str]:
+        """The date parameters refused, by name, with the reason (empty when unbound)."""
+        if not self.is_bound:
+            return {}
+        return {
+            name: " ".join(self.errors[name])
+            for name in ("date_from", "date_to")
+            if name in self.errors
+        }
 
     def values(self) -> dict:
         """The valid parameters, with blanks for the invalid ones."""
@@ -94,6 +131,13 @@ class ThresholdRulesMixin:
 
     def clean(self) -> dict:
         data = super().clean()
+        for name in ("starts_on", "ends_on"):
+            value = data.get(name)
+            if value is not None and (
+                problem := date_out_of_range(value, (EARLIEST_DATE, LATEST_DATE))
+            ):
+                self.add_error(name, problem)
+                data.pop(name, None)
         starts, ends = data.get("starts_on"), data.get("ends_on")
         if starts and ends and ends < starts:
             self.add_error("ends_on", "The course cannot end before it starts.")

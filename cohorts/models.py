@@ -93,9 +93,19 @@ class Student(models.Model):
 
 
 class Enrollment(models.Model):
+    """A student in a cohort. A student a complete pull no longer sees has left: the
+    enrollment turns inactive (kept for history, out of every metric) until a pull sees
+    them again (`cohorts.services.enrollments_reconcile`)."""
+
     cohort = models.ForeignKey(Cohort, on_delete=models.CASCADE, related_name="enrollments")
     student = models.ForeignKey(Student, on_delete=models.CASCADE, related_name="enrollments")
     created_at = models.DateTimeField(auto_now_add=True)
+    active = models.BooleanField(
+        default=True, help_text="False once a complete pull no longer saw the student."
+    )
+    left_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a pull first no longer saw the student."
+    )
 
     class Meta:
         constraints = [

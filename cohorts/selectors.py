@@ -34,20 +34,45 @@ def cohort_get_for_user(*, user, pk: int) -> Cohort:
 
 
 def cohort_student_get(*, cohort: Cohort, student_id: int) -> Student:
-    """A student enrolled in the cohort, else 404 (one query)."""
+    """A student enrolled in the cohort, else 404 (one query). A student who left is still
+    found: their history stays (`cohort_frames_with_leavers` says when they left)."""
     return get_object_or_404(Student.objects.filter(enrollments__cohort=cohort), pk=student_id)
 
 
 def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(students, assignments, progressions) frames for `cohorts.analytics`. Three queries.
 
-    Progressions without any timestamp are left out (see `analytics.scoped`).
+    Only active enrollments count: a student who left is in no frame, so in no metric and
+    no denominator. Progressions without any timestamp are left out (`analytics.scoped`).
     """
-    students = analytics.students_frame(
-        Student.objects.filter(enrollments__cohort=cohort)
-        .order_by("id")
-        .values_list("id", "external_id", "first_name", "last_name", "email")
-    )
+    students, assignments, progressions, _ = cohort_frames_with_leavers(cohort=cohort)
+    return students, assignments, progressions
+
+
+def cohort_frames_with_leavers(
+    *, cohort: Cohort
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """`cohort_frames` and a fourth frame: the students who left (the students frame's
+    columns and `left_at`), latest leaver first. The same three queries."""
+    active, left = [], []
+    for *row, is_active, left_at in (
+        Enrollment.objects.filter(cohort=cohort)
+        .order_by("student_id")
+        .values_list(
+            "student_id",
+            "student__external_id",
+            "student__first_name",
+            "student__last_name",
+            "student__email",
+            "active",
+            "left_at",
+        )
+    ):
+        (active if is_active else left).append((*row, left_at))
+    students = analytics.students_frame(row[:-1] for row in active)
+    leavers = analytics.students_frame(row[:-1] for row in left)
+    leavers["left_at"] = analytics.utc_column([row[-1] for row in left])
+    leavers = leavers.sort_values(["left_at", "student_id"], ascending=[False, True])
     assignments = analytics.assignments_frame(
         Assignment.objects.filter(cohort=cohort)
         .order_by("unit_position", "position", "id")
@@ -70,7 +95,7 @@ def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
             )
         )
     )
-    return students, assignments, progressions
+    return students, assignments, progressions, leavers.reset_index(drop=True)
 
 
 def _stamp(name: str):
@@ -97,6 +122,7 @@ def _raw_rows(qs: QuerySet) -> list[tuple]:
 def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
     """Each cohort the user may see with its students, assignments, completion, students at
     risk and freshness. Four queries, however many cohorts and students there are.
+    Students who left (inactive enrollments) count nowhere.
 
     Health here comes from per-student aggregates the database computes, classified by the
     same `analytics.student_health` as the cohort page, so the two pages agree (short of
@@ -113,7 +139,7 @@ def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
     )
     enrolled: dict[int, list[int]] = defaultdict(list)
     for cohort_id, student_id in (
-        Enrollment.objects.filter(cohort__in=visible)
+        Enrollment.objects.filter(cohort__in=visible, active=True)
         .order_by()
         .values_list("cohort_id", "student_id")
     ):
@@ -229,6 +255,7 @@ def progressions_filtered(
 
 __all__ = [
     "cohort_frames",
+    "cohort_frames_with_leavers",
     "cohort_freshness",
     "cohort_get_for_user",
     "cohort_list_rows",

@@ -78,6 +78,40 @@ def cohort_mark_synced(*, cohort_id: int, run_id: int, status: str, at: datetime
     Cohort.objects.filter(pk=cohort_id).update(**fields)
 
 
+@dataclass(frozen=True, slots=True)
+class ReconcileResult:
+    left: int = 0
+    returned: int = 0
+
+
+def enrollments_reconcile(
+    *, cohort: Cohort, seen_student_ids: Iterable[int], at: datetime | None = None
+) -> ReconcileResult:
+    """After a COMPLETE pull of the cohort: its enrolled students the pull did not see have
+    left (inactive from `at`), and those it saw again are back (active, no `left_at`).
+
+    `seen_student_ids` are Student pks (what `students_upsert` returns). Never call it after
+    a failed, partial or truncated pull: an unseen student there proves nothing. A leaver's
+    enrollment, progressions and notes are kept; every metric leaves them out. One read,
+    then one update per 500 changes.
+    """
+    at = at or timezone.now()
+    seen = set(seen_student_ids)
+    with transaction.atomic():
+        rows = list(
+            Enrollment.objects.select_for_update()
+            .filter(cohort=cohort)
+            .values_list("pk", "student_id", "active")
+        )
+        leaving = [pk for pk, student_id, active in rows if active and student_id not in seen]
+        back = [pk for pk, student_id, active in rows if not active and student_id in seen]
+        for chunk in _chunks(leaving):
+            Enrollment.objects.filter(pk__in=chunk).update(active=False, left_at=at)
+        for chunk in _chunks(back):
+            Enrollment.objects.filter(pk__in=chunk).update(active=True, left_at=None)
+    return ReconcileResult(left=len(leaving), returned=len(back))
+
+
 def _chunks(items: Sequence, size: int = 500) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -16,6 +16,7 @@ urlpatterns = [
     path(f"{student}/", views.cohort_student, name="student"),
     path(f"{student}/<slug:table>.csv", views.cohort_student_csv, name="student_csv"),
     # The JSON API (config/urls.py includes this module at the root).
+    path("api/", api.index, name="api_index"),
     path("api/openapi.json", api.openapi, name="api_openapi"),
     path("api/cohorts", api.cohorts_list, name="api_cohorts"),
     path("api/cohorts/<int:pk>", api.cohort_detail, name="api_cohort"),

@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.staticfiles.storage import staticfiles_storage
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -26,10 +26,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 from cohorts import charts
 from cohorts.analytics import (
     BLOCKER_WEIGHTS,
+    MAX_CHART_PERIODS,
+    STUDENT_COLUMNS,
     CohortHealth,
     Thresholds,
+    date_bounds,
     plain,
     records,
+    student_names,
     student_standing,
     unit_names,
 )
@@ -40,8 +44,10 @@ from cohorts.forms import (
     MentorNoteForm,
 )
 from cohorts.models import Cohort, MentorNote
+from cohorts.notes import mentor_note_marks
 from cohorts.selectors import (
     cohort_frames,
+    cohort_frames_with_leavers,
     cohort_freshness,
     cohort_get_for_user,
     cohort_list_rows,
@@ -74,12 +80,23 @@ def _tz() -> str:
     return timezone.get_current_timezone_name()
 
 
-def _health(cohort: Cohort, request: HttpRequest | None = None):
-    """The cohort's metrics under the request's filters: (filter form, values, health)."""
-    students, assignments, progressions = cohort_frames(cohort=cohort)
+def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
+    """The cohort's metrics under the request's filters: (filter form, values, health).
+
+    Dates outside the cohort's lifetime plus a margin (`analytics.date_bounds`) are
+    refused by the form (`form.date_errors`) and left out of `values`.
+    """
+    students, assignments, progressions = frames or cohort_frames(cohort=cohort)
     form = HealthFilterForm(
         request.GET if request is not None and request.GET else None,
         units=unit_names(assignments),
+        bounds=date_bounds(
+            progressions,
+            today=timezone.localdate(),
+            starts_on=cohort.starts_on,
+            ends_on=cohort.ends_on,
+            tz=_tz(),
+        ),
     )
     values = form.values() if form.is_bound else {name: None for name in form.fields}
     health = CohortHealth(
@@ -379,8 +396,12 @@ def _students_page(request: HttpRequest, students: pd.DataFrame) -> dict[str, An
     rows = records(students.iloc[start : start + STUDENTS_PER_PAGE])
     # One reverse() for the table rather than one per row: "/cohorts/<pk>/students/0/" less "0/".
     base = reverse("cohorts:student", args=[request.resolver_match.kwargs["pk"], 0])[:-2]
+    marks = mentor_note_marks(
+        cohort_id=request.resolver_match.kwargs["pk"], student_ids=[r["student_id"] for r in rows]
+    )
     for row in rows:
         row["url"] = f"{base}{row['student_id']}/"
+        row["notes"] = marks.get(row["student_id"])  # the marker: notes written about them
 
     def link(n: int) -> str:
         params = request.GET.copy()
@@ -413,7 +434,8 @@ def _blocker_rows(blockers: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, Any]:
-    form, values, health = _health(cohort, request)
+    *frames, leavers = cohort_frames_with_leavers(cohort=cohort)
+    form, values, health = _health(cohort, request, frames=frames)
     students = _student_rows(health.health, values)
     blockers = health.blockers
     query = request.GET.urlencode()
@@ -433,6 +455,10 @@ def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, 
         "blockers_total": int((blockers["score"] > 0).sum()),
         **_students_page(request, students),
         "students_total": len(health.health),
+        "leavers": records(
+            leavers.assign(name=student_names(leavers))[["student_id", "name", "left_at"]]
+        ),
+        "max_chart_periods": MAX_CHART_PERIODS,
         "sort_links": _sort_links(request, values),
         "progress": records(health.progress),
         "pace": health.pace,
@@ -453,10 +479,21 @@ def cohort_detail(request, pk: int):
     return render(request, "cohorts/detail.html", _health_context(request, cohort))
 
 
+def _refused_dates(form: HealthFilterForm) -> HttpResponse | None:
+    """A 400 naming each refused date parameter: a CSV cannot show a form error, and a
+    download silently without its filter would mislead."""
+    if not form.date_errors:
+        return None
+    text = "".join(f"{name}: {problem}\n" for name, problem in form.date_errors.items())
+    return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
+
+
 @login_required
 def cohort_table_csv(request, pk: int, table: str):
     cohort = cohort_get_for_user(user=request.user, pk=pk)
-    _, values, health = _health(cohort, request)
+    form, values, health = _health(cohort, request)
+    if (refused := _refused_dates(form)) is not None:
+        return refused
     if table == "students":
         header, body = students_table(health, _student_rows(health.health, values))
     elif table in TABLES:
@@ -564,36 +601,57 @@ def cohort_student(request, pk: int, student_id: int):
             )
             messages.success(request, "Note added.")
             return redirect("cohorts:student", cohort.pk, student.pk)
-    _, _, health = _health(cohort)
-    row = health.health.loc[health.health["student_id"] == student.pk]
-    record = records(row)[0]
-    standing = student_standing(health.health, student.pk)
-    progress = health.student_progress(student.pk)
+    context = _student_context(cohort, student)
+    context["notes"] = list(mentor_notes_for(cohort=cohort, student=student))
+    context["note_form"] = note_form
+    return render(request, "cohorts/student.html", context, status=400 if note_form.errors else 200)
+
+
+def _student_health(cohort: Cohort, student_id: int) -> tuple[CohortHealth, dict | None]:
+    """The health a student's page reads, and None, or {"at": when} if they left. A
+    student who left counts in none of the cohort's figures: their page reads their own
+    history alone. Decided from the same frames, so a pull between two reads cannot
+    leave the page without its student."""
+    students, assignments, progressions, leavers = cohort_frames_with_leavers(cohort=cohort)
+    left = None
+    if not (students["student_id"] == student_id).any():
+        mine = leavers.loc[leavers["student_id"] == student_id]
+        if mine.empty:  # unenrolled since the access check
+            raise Http404("No such student in this cohort.")
+        left = {"at": plain(mine["left_at"].iloc[0])}
+        students = mine[list(STUDENT_COLUMNS)]
+    return _health(cohort, frames=(students, assignments, progressions))[2], left
+
+
+def _student_context(cohort: Cohort, student) -> dict[str, Any]:
+    health, left = _student_health(cohort, student.pk)
+    record = records(health.health.loc[health.health["student_id"] == student.pk])[0]
     timeline = _timeline(health, student.pk)
-    return render(
-        request,
-        "cohorts/student.html",
-        {
-            "cohort": cohort,
-            "student": student,
-            "nav": "cohorts",
-            "row": record,
-            "standing": standing,
-            "assignments_total": len(health.all_assignments),
-            "not_started": len(health.all_assignments) - len(timeline),
-            "timeline": timeline,
-            "notes": list(mentor_notes_for(cohort=cohort, student=student)),
-            "note_form": note_form,
-            "chart": charts.progress_figure(
-                progress,
-                student=progress.get("student"),
-                student_name=record["name"],
-            ),
-            "has_progress": not progress.empty,
-            "chart_assets": _chart_assets(),
-        },
-        status=400 if note_form.errors else 200,
-    )
+    context = {
+        "cohort": cohort,
+        "student": student,
+        "nav": "cohorts",
+        "row": record,
+        "left": left is not None,
+        "left_at": left and left["at"],
+        "assignments_total": len(health.all_assignments),
+        "not_started": len(health.all_assignments) - len(timeline),
+        "timeline": timeline,
+        "chart_assets": _chart_assets(),
+        "has_progress": False,
+    }
+    if left is None:
+        progress = health.student_progress(student.pk)
+        context.update(
+            {
+                "standing": student_standing(health.health, student.pk),
+                "chart": charts.progress_figure(
+                    progress, student=progress.get("student"), student_name=record["name"]
+                ),
+                "has_progress": not progress.empty,
+            }
+        )
+    return context
 
 
 @login_required
@@ -602,7 +660,7 @@ def cohort_student_csv(request, pk: int, student_id: int, table: str):
     student = cohort_student_get(cohort=cohort, student_id=student_id)
     name = slugify(str(student)) or f"student-{student.pk}"
     if table == "timeline":
-        header, body = timeline_table(_timeline(_health(cohort)[2], student.pk))
+        header, body = timeline_table(_timeline(_student_health(cohort, student.pk)[0], student.pk))
     elif table == "notes":
         header = ["When", "Author", "Note"]
         body = (

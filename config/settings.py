@@ -44,11 +44,14 @@ INSTALLED_APPS = [
     "cohorts",
     "reports",
     "integrations",
+    "notifications",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Under /api/ every error answers JSON (config/errors.py).
+    "config.errors.ApiJsonErrorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -59,6 +62,11 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# JSON under /api/, the site's 403 page elsewhere.
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+# The technical 500 page (DEBUG) and error mails also hide the user:password@ of every URL
+# (DATABASE_URL, REDIS_URL, EMAIL_URL, ...), wherever it appears.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.debug.CredentialsCleansingFilter"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -131,6 +139,63 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Sign-in and privacy (issue 7: throttle, placeholder key, private pages/files) -----
+# Kept in one block so that other sections can change without touching it.
+# docs/configuration.md "Sign-in and privacy" describes each setting.
+# .env.example's placeholder (and the development key) are public: never sign with them.
+if not DEBUG and (SECRET_KEY.lower().startswith("change-me") or SECRET_KEY == _DEV_SECRET):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is still the placeholder from .env.example (or the development key). "
+        "Set SECRET_KEY to a long random string, e.g. the output of: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+INSTALLED_APPS += ["accounts"]
+MIDDLEWARE += [
+    # After authentication and CSRF: throttles the site's and the admin's sign-in POSTs,
+    # then marks every response to a signed-in user `Cache-Control: private, no-store`.
+    "accounts.middleware.SignInThrottleMiddleware",
+    "accounts.middleware.PrivatePagesMiddleware",
+]
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Sign-in failures must be counted across every web process: a table in the database
+    # (created by `migrate`, see accounts/apps.py), never a per-process memory cache.
+    "signin": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "classbridge_signin_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    },
+}
+
+
+def _int_at_least(name: str, default: int, minimum: int) -> int:
+    value = env.int(name, default=default)
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be {minimum} or more, not {value}.")
+    return value
+
+
+# A failed sign-in counts against its account and its client address for
+# SIGNIN_LOCKOUT_SECONDS; reaching a limit locks that account or address for as long.
+# 0 turns a limit off.
+SIGNIN_MAX_FAILURES_PER_ACCOUNT = _int_at_least("SIGNIN_MAX_FAILURES_PER_ACCOUNT", 5, 0)
+SIGNIN_MAX_FAILURES_PER_ADDRESS = _int_at_least("SIGNIN_MAX_FAILURES_PER_ADDRESS", 20, 0)
+SIGNIN_LOCKOUT_SECONDS = _int_at_least("SIGNIN_LOCKOUT_SECONDS", 900, 1)
+# How many reverse proxies in front of the site append to X-Forwarded-For. 0 (default):
+# the client address is REMOTE_ADDR and X-Forwarded-For is ignored (anyone can forge it).
+SIGNIN_TRUSTED_PROXIES = _int_at_least("SIGNIN_TRUSTED_PROXIES", 0, 0)
+
+# The data directory holds the database, rosters and captured mail: the service user's
+# only (manage.py, wsgi.py and asgi.py also set umask 077, see config/private_files.py).
+try:
+    DATA_DIR.chmod(0o700)
+except OSError as exc:
+    raise ImproperlyConfigured(
+        f"CLASSBRIDGE_DATA_DIR {DATA_DIR} must belong to the user running Classbridge "
+        f"(chmod 700 failed: {exc.strerror})."
+    ) from None
+# -------------------------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -208,6 +273,26 @@ MAILERS = {"default": {"BACKEND": _backend, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Classbridge <classbridge@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 REPORT_RECIPIENTS = [a.strip() for a in env.list("REPORT_RECIPIENTS", default=[]) if a.strip()]
+
+# --- Notifications (docs/notifications.md) ----------------------------------------------
+DIGEST_DEFAULT_FREQUENCY = env.str("DIGEST_DEFAULT_FREQUENCY", default="weekly")
+DIGEST_HOUR = env.int("DIGEST_HOUR", default=7)
+DIGEST_WEEKDAY = env.int("DIGEST_WEEKDAY", default=0)
+STALE_ALERT_GRACE_MINUTES = env.int("STALE_ALERT_GRACE_MINUTES", default=60)
+STALE_ALERT_FAILED_PULLS = env.int("STALE_ALERT_FAILED_PULLS", default=2)
+for _name, _ok, _rule in (
+    (
+        "DIGEST_DEFAULT_FREQUENCY",
+        DIGEST_DEFAULT_FREQUENCY in ("daily", "weekly", "off"),
+        "daily, weekly or off",
+    ),
+    ("DIGEST_HOUR", 0 <= DIGEST_HOUR <= 23, "an hour from 0 to 23"),
+    ("DIGEST_WEEKDAY", 0 <= DIGEST_WEEKDAY <= 6, "a weekday from 0 (Monday) to 6 (Sunday)"),
+    ("STALE_ALERT_GRACE_MINUTES", STALE_ALERT_GRACE_MINUTES >= 0, "0 or more minutes"),
+    ("STALE_ALERT_FAILED_PULLS", STALE_ALERT_FAILED_PULLS >= 1, "1 or more pulls"),
+):
+    if not _ok:
+        raise ImproperlyConfigured(f"{_name} must be {_rule}, not {globals()[_name]!r}")
 
 # --- Vendors --------------------------------------------------------------------------
 # Read as plain strings here; each job validates what it needs (integrations/config.py)

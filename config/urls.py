@@ -11,5 +11,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("runs/", include("reports.urls")),
     path("integrations/", include("integrations.urls")),
+    path("settings/notifications/", include("notifications.urls")),
     path("", include("cohorts.urls")),
 ]
+
+# Error pages in the site's layout; JSON under /api/ (config/errors.py).
+handler500 = "config.errors.server_error"

@@ -1015,7 +1015,7 @@ class _RuleState:
 # --- storage ---------------------------------------------------------------------------
 def roster_dir() -> Path:
     path = Path(settings.DATA_DIR) / "rosters"
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)  # student data: the service's only
     return path
 
 

@@ -20,6 +20,7 @@ from django_q.models import Schedule
 
 from cohorts.models import Cohort
 from integrations import registry
+from notifications.schedules import notification_schedules_sync
 
 PREFIX = "classbridge:cohort-pull:cohort-"
 TASK = "integrations.tasks.cohort_pull_scheduled"
@@ -55,6 +56,7 @@ def schedules_sync() -> ScheduleChanges:
             "repeats": -1,
         },
     )
+    notification_schedules_sync()  # mentor digests and stale-data alerts
     pulled = set(registry.scheduled_sources())
     wanted: dict[str, Cohort] = {}
     for cohort in Cohort.objects.filter(sync_interval_hours__gt=0).order_by("pk"):

@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from reports import selectors
+from reports.changes import run_changes_context
 from reports.constants import ErrorClass
 from reports.models import Run, RunStatus
 
@@ -295,6 +296,7 @@ def run_report(run: Run, *, failure_limit: int = EMAIL_FAILURE_LIMIT) -> dict[st
         "run_url": run_url(run),
         "links": run_links(run),
         "failures_csv_url": settings.SITE_URL + reverse("reports:failures_csv", args=[run.pk]),
+        **run_changes_context(run),
     }
 
 

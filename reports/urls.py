@@ -1,6 +1,6 @@
 from django.urls import path
 
-from reports import views
+from reports import change_views, views
 
 app_name = "reports"
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("<int:pk>/", views.run_detail, name="detail"),
     path("<int:pk>/progress/", views.run_progress, name="progress"),
     path("<int:pk>/failures.csv", views.run_failures_csv, name="failures_csv"),
+    path("<int:pk>/changes/", change_views.run_changes_list, name="changes"),
 ]

@@ -247,7 +247,10 @@ def test_short_token_lifetime_is_renewed_before_it_runs_out(apex, tmp_path, sett
 def test_faults_are_retried_and_lost_responses_count_as_already_enrolled(apex, tmp_path, settings):
     settings.APEX_BATCH_SIZE = 10
     sim = apex(fail_rate=0.25, seed=11)
-    sim.lose_next_responses(2)
+    # One lost answer in each of two classrooms: two distinct batches, whatever the order
+    # in which the concurrent requests reach the simulator.
+    sim.lose_next_responses(classroom="CLS-0001")
+    sim.lose_next_responses(classroom="CLS-0003")
     run = run_file(write(tmp_path, grid(5, 30)))
 
     assert run.status == RunStatus.SUCCEEDED, run.message

@@ -22,6 +22,8 @@ pytestmark = pytest.mark.django_db
 # Session and user lookups (2), the cohort through the access rule (1) and the three
 # frames of cohorts.selectors.cohort_frames (3), whatever the cohort's size.
 DETAIL_QUERIES = 6
+# The health page also counts each listed student's mentor notes (one query, the marker).
+DETAIL_PAGE_QUERIES = DETAIL_QUERIES + 1
 
 
 @pytest.fixture(autouse=True)
@@ -110,14 +112,14 @@ def test_health_page_runs_a_fixed_number_of_queries(
 ):
     client.force_login(admin_user)
     url = reverse("cohorts:detail", args=[cohort_a.pk])
-    with django_assert_num_queries(DETAIL_QUERIES):
+    with django_assert_num_queries(DETAIL_PAGE_QUERIES):
         client.get(url)
     # More data, same queries.
     extra = Cohort.objects.create(name="X", source=Source.OPENCLASS, external_id="x")
     hc.build(extra)
     more = Student.objects.create(source=Source.OPENCLASS, external_id="more")
     cohort_a.enrollments.create(student=more)
-    with django_assert_num_queries(DETAIL_QUERIES):
+    with django_assert_num_queries(DETAIL_PAGE_QUERIES):
         client.get(url + "?unit=U2&date_from=2026-03-05&date_to=2026-03-18&status=watch&q=e")
 
 
@@ -383,15 +385,97 @@ def test_every_table_downloads_as_csv(
     assert rows[0][0] == header and rows[1][0] == first
 
 
-def test_a_far_future_to_date_is_not_an_error(client, mentor_a, ids, cohort_a):
-    # "Invalid parameters are ignored, never an error": 9999-12-31 is even valid.
+# Cohort A's lifetime runs from its first activity (1 Mar 2026) to today (20 Mar 2026);
+# filters may go DATE_MARGIN (366 days) either side.
+FIRST_DAY, LAST_DAY = "2025-02-28", "2027-03-21"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("date_to", "9999-12-31", f"Pick a day from {FIRST_DAY} to {LAST_DAY}."),
+        ("date_from", "0001-01-01", f"Pick a day from {FIRST_DAY} to {LAST_DAY}."),
+        ("date_from", "2025-02-27", f"Pick a day from {FIRST_DAY} to {LAST_DAY}."),
+        ("date_to", "2027-03-22", f"Pick a day from {FIRST_DAY} to {LAST_DAY}."),
+        ("date_from", "soon", "Enter a valid date."),
+        ("date_to", "2026-02-30", "Enter a valid date."),
+    ],
+)
+def test_out_of_range_dates_are_a_form_error_and_a_csv_400(
+    client, mentor_a, ids, cohort_a, name, value, message
+):
     client.force_login(mentor_a)
-    query = "?date_to=9999-12-31"
-    assert client.get(reverse("cohorts:detail", args=[cohort_a.pk]) + query).status_code == 200
+    response = client.get(reverse("cohorts:detail", args=[cohort_a.pk]), {name: value})
+    page = response.content.decode()
+    # The page still opens, without that filter, and says why beside the field.
+    assert response.status_code == 200
+    assert f'<span class="error small" id="{name}-error">{message}</span>' in page
+    assert 'aria-invalid="true"' in page
     for table in ("students", "blockers", "completion", "units", "progress"):
-        response = client.get(reverse("cohorts:table_csv", args=[cohort_a.pk, table]) + query)
-        assert response.status_code == 200, table
-        assert len(csv_rows(response)) > 1, table
+        response = client.get(
+            reverse("cohorts:table_csv", args=[cohort_a.pk, table]), {name: value}
+        )
+        assert response.status_code == 400, table
+        assert response.content.decode() == f"{name}: {message}\n"
+
+
+def test_the_lifetime_edges_are_allowed(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    params = {"date_from": FIRST_DAY, "date_to": LAST_DAY}
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk]), params).content.decode()
+    assert 'class="error small"' not in page
+    assert f'min="{FIRST_DAY}" max="{LAST_DAY}"' in page
+    response = client.get(reverse("cohorts:table_csv", args=[cohort_a.pk, "progress"]), params)
+    assert response.status_code == 200
+    assert len(csv_rows(response)) > 1
+
+
+def test_the_chart_has_at_most_max_periods(client, mentor_a, ids, cohort_a):
+    from cohorts.analytics import MAX_CHART_PERIODS
+    from cohorts.models import Progression
+
+    client.force_login(mentor_a)
+    url = reverse("cohorts:detail", args=[cohort_a.pk])
+    # The widest range allowed by day: 386 points, under the cap.
+    page = client.get(url, {"date_from": FIRST_DAY, "freq": "D"}).content.decode()
+    assert len(figure(page, "chart-progress")["data"][0]["x"]) == 386
+    assert "drawn by week" not in page
+    # Activity from 2012 (a vendor's old record) stretches the lifetime to 15 years: a
+    # daily chart over it is drawn by week, and the weeks stop at the cap.
+    record = Progression.objects.filter(cohort=cohort_a).first()
+    record.completed_at = record.completed_at.replace(year=2012)
+    record.save()
+    for freq in ("D", "W", ""):
+        response = client.get(url, {"date_from": "2011-06-01", "freq": freq})
+        page = response.content.decode()
+        assert response.status_code == 200
+        assert 'class="error small"' not in page
+        points = figure(page, "chart-progress")["data"][0]["x"]
+        assert len(points) == MAX_CHART_PERIODS, freq
+        assert ("drawn by week" in page) == (freq == "D")
+        response = client.get(
+            reverse("cohorts:table_csv", args=[cohort_a.pk, "progress"]),
+            {"date_from": "2011-06-01", "freq": freq},
+        )
+        assert len(csv_rows(response)) == MAX_CHART_PERIODS + 1
+
+
+def test_thresholds_refuse_course_dates_out_of_range(client, admin_user, ids, cohort_a):
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("cohorts:thresholds", args=[cohort_a.pk]),
+        {
+            "inactive_days": 7,
+            "behind_fraction": 0.2,
+            "low_grade": 0.6,
+            "starts_on": "0001-01-01",
+            "ends_on": "9999-12-31",
+        },
+    )
+    assert response.status_code == 400
+    assert response.content.decode().count("Pick a day from 1970-01-01 to 2199-12-31.") == 2
+    cohort_a.refresh_from_db()
+    assert cohort_a.starts_on == hc.STARTS_ON
 
 
 def test_csv_follows_the_page_filters(client, mentor_a, ids, cohort_a):

@@ -95,3 +95,39 @@ def test_secret_key_required_without_debug(tmp_path):
 def test_malformed_value_names_the_variable(tmp_path):
     with pytest.raises(AssertionError, match="Q_WORKERS"):
         load(tmp_path, Q_WORKERS="many")
+
+
+def test_placeholder_secret_key_refused_without_debug(tmp_path):
+    """.env.example's SECRET_KEY is public: a production start with it is refused."""
+    example = (ROOT / ".env.example").read_text()
+    placeholder = next(
+        line.split("=", 1)[1].strip()
+        for line in example.splitlines()
+        if line.startswith("SECRET_KEY=")
+    )
+    with pytest.raises(AssertionError, match="SECRET_KEY is still the placeholder"):
+        load(tmp_path, DEBUG="false", SECRET_KEY=placeholder, ALLOWED_HOSTS="x.example.com")
+    # DEBUG on (development) may keep it; a real key with DEBUG off is accepted.
+    load(tmp_path, DEBUG="true", SECRET_KEY=placeholder)
+    load(tmp_path, DEBUG="false", SECRET_KEY="a-real-and-long-random-secret-key-0123456789")
+    with pytest.raises(AssertionError, match="SECRET_KEY"):
+        load(
+            tmp_path,
+            DEBUG="false",
+            SECRET_KEY="insecure-development-key-only-used-when-DEBUG-is-on",
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SIGNIN_LOCKOUT_SECONDS", "0"),
+        ("SIGNIN_MAX_FAILURES_PER_ACCOUNT", "-1"),
+        ("SIGNIN_MAX_FAILURES_PER_ADDRESS", "-5"),
+        ("SIGNIN_TRUSTED_PROXIES", "-1"),
+        ("SIGNIN_TRUSTED_PROXIES", "one"),
+    ],
+)
+def test_signin_settings_out_of_range_name_the_variable(tmp_path, name, value):
+    with pytest.raises(AssertionError, match=name):
+        load(tmp_path, **{name: value})

@@ -103,7 +103,7 @@ class APEXSimulator(Simulator):
         self.tokens_issued = 0
         self.already_exists_answers = 0
         self._recent: collections.deque[float] = collections.deque()
-        self._lose_responses = 0
+        self._lose_responses: dict[str | None, int] = {}
 
     @property
     def demo_settings(self) -> dict[str, str]:
@@ -119,10 +119,11 @@ class APEXSimulator(Simulator):
         with self.lock:
             self.tokens.clear()
 
-    def lose_next_responses(self, times: int = 1) -> None:
-        """The next enroll calls are carried out, then answered 502 (a lost response)."""
+    def lose_next_responses(self, times: int = 1, *, classroom: str | None = None) -> None:
+        """The next enroll calls (to `classroom`, or to any) are carried out, then answered
+        502 (a lost response)."""
         with self.lock:
-            self._lose_responses += times
+            self._lose_responses[classroom] = self._lose_responses.get(classroom, 0) + times
 
     def enrolled(self, classroom_id: str) -> set[str]:
         with self.lock:
@@ -276,9 +277,10 @@ class APEXSimulator(Simulator):
             code, message = self._enroll_one(classroom, enrolled, user_id, org_id, seen)
             seen.add(user_id)
             answers.append({"ImportUserId": user_id, "Code": code, "Message": message})
-        if self._lose_responses:
-            self._lose_responses -= 1
-            return Response.json({"error": "bad gateway"}, 502)
+        for target in (classroom_id, None):
+            if self._lose_responses.get(target):
+                self._lose_responses[target] -= 1
+                return Response.json({"error": "bad gateway"}, 502)
         if all(a["Code"] == 200 for a in answers):
             return Response(status=201)
         return Response.json({"studentUsers": answers}, self.partial_status)

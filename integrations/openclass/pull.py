@@ -26,9 +26,11 @@ from cohorts.services import (
     assignments_upsert,
     cohort_get_or_create,
     cohort_mark_synced,
+    enrollments_reconcile,
     progressions_upsert,
     students_upsert,
 )
+from integrations.changes import cohort_changes_recorded
 from integrations.http import ConfigError, VendorError
 from integrations.jobs import InvalidInput
 from integrations.openclass.client import (
@@ -124,8 +126,12 @@ def openclass_pull_job(tracker: RunTracker) -> None:
             with store.timing():
                 cohort = _cohort_for(class_id, cohort_name, detail.name)
                 tracker.run.params["cohort_id"] = cohort.pk
-                assignments_upsert(cohort=cohort, records=_curriculum_records(detail))
-            _pages_pull(tracker, client, cohort, detail, page_size, store)
+            # What the pull changed goes on the run (docs/notifications.md); its two
+            # health snapshots are booked as "store" time.
+            with cohort_changes_recorded(tracker, cohort, timing=store.timing):
+                with store.timing():
+                    assignments_upsert(cohort=cohort, records=_curriculum_records(detail))
+                _pages_pull(tracker, client, cohort, detail, page_size, store)
     finally:
         # Writes ran inside the fetch stage; book them as "store", so the timings say
         # whether the vendor or the database took the time (a failed run included).
@@ -158,15 +164,23 @@ def _pages_pull(
     page_size: int,
     store: _StoreClock,
 ) -> None:
-    """Fetch and store one page at a time; only the id sets for the counts are kept."""
+    """Fetch and store one page at a time; only the id sets for the counts are kept.
+
+    After the last page of a complete pull (every page fetched, no record skipped), the
+    students it never saw have left the cohort (`enrollments_reconcile`).
+    """
     students: set[str] = set()
+    seen_pks: set[int] = set()
     assignments = {item.assignment_id for item in detail.curriculum}
     next_page = 0
+    skipped_any, more_promised = False, False
     try:
         for page in client.iter_progression_pages(detail.id, page_size):
             _progress_total(tracker, page)
             with store.timing():
-                _page_store(tracker, cohort, page)
+                seen_pks.update(_page_store(tracker, cohort, page))
+            skipped_any = skipped_any or bool(page.invalid)
+            more_promised = page.can_load_more
             students.update(p.user.id for p in page.progressions)
             assignments.update(p.assignment.id for p in page.progressions)
             tracker.set_count("students", len(students))
@@ -180,6 +194,16 @@ def _pages_pull(
     except Exception as exc:
         # Not the vendor (the database, a bug): the run's message still says which page.
         raise PagePullError(f"{type(exc).__name__}: {exc} {_at_page(next_page)}") from exc
+    # A skipped record may be a student's only one, and a last page that still promised
+    # more ended the listing early (the client stops on an empty page): neither pull saw
+    # the whole class, so nobody is taken as having left.
+    if not skipped_any and not more_promised:
+        with store.timing():
+            changed = enrollments_reconcile(cohort=cohort, seen_student_ids=seen_pks)
+        # Only when something changed, so a steady class keeps its usual counts.
+        for key, n in (("left", changed.left), ("returned", changed.returned)):
+            if n:
+                tracker.set_count(key, n)
 
 
 class PagePullError(Exception):
@@ -225,8 +249,9 @@ def _progress_total(tracker: RunTracker, page: ProgressionPage) -> None:
         tracker.set_total(total, unit="pages")
 
 
-def _page_store(tracker: RunTracker, cohort: Cohort, page: ProgressionPage) -> None:
-    """Write one page in one transaction and record what it did."""
+def _page_store(tracker: RunTracker, cohort: Cohort, page: ProgressionPage) -> set[int]:
+    """Write one page in one transaction and record what it did; returns the pks of the
+    students it saw."""
     students = [
         StudentRecord(
             external_id=p.user.id,
@@ -297,10 +322,23 @@ def _page_store(tracker: RunTracker, cohort: Cohort, page: ProgressionPage) -> N
             error_class=ErrorClass.INVALID_DATA,
             message=f"Skipped: {record.message}",
         )
+    return set(student_ids.values())
 
 
 def openclass_after_finish(run: Run) -> None:
     cohort_id = run.params.get("cohort_id")
+    if not cohort_id:
+        # Stopped before the cohort was looked up (sign-in refused, vendor down): the
+        # class's cohort still failed a pull, and the run names it for the stale-data
+        # alerts (docs/notifications.md).
+        cohort_id = (
+            Cohort.objects.filter(source=Source.OPENCLASS, external_id=run.params.get("class_id"))
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if cohort_id:
+            run.params["cohort_id"] = cohort_id
+            Run.objects.filter(pk=run.pk).update(params=run.params)
     if cohort_id:
         cohort_mark_synced(
             cohort_id=cohort_id, run_id=run.pk, status=run.status, at=run.finished_at
