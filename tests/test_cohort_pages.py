@@ -644,3 +644,14 @@ def test_colours_meet_wcag_aa_contrast():
     ]
     for text, background in pairs:
         assert ratio(text, background) >= 4.5, (text, background, ratio(text, background))
+
+
+def test_student_page_says_the_pace_is_assumed(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    student = cohort_a.students.order_by("pk").first()
+    url = reverse("cohorts:student", args=[cohort_a.pk, student.pk])
+    assert "assumed" not in client.get(url).content.decode()
+    cohort_a.starts_on = cohort_a.ends_on = None
+    cohort_a.save()
+    page = client.get(url).content.decode()
+    assert "an assumed pace" in page and "The pace is assumed" in page
