@@ -1,5 +1,5 @@
 """Journey 1 (issue 10): an admin uploads an APEX roster with bad rows, reads the
-preview, confirms, follows the run to its end, opens the report and downloads the
+preview, confirms, watches the run go from queued to its report live, opens it and downloads the
 failures CSV. Screenshots: var/screenshots/admin_roster/.
 
 The Titan half of this journey belongs with Titan (issue 6).
@@ -11,15 +11,21 @@ import io
 import pytest
 from playwright.sync_api import expect
 
+from integrations import views as integration_views
 from integrations.demo import DEMO_ROSTER
+from integrations.jobs import job_execute
 from tests.browser.conftest import stat_values
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_admin_uploads_a_roster_with_bad_rows_and_reads_the_report(
-    login, live_server, admin_user, apex, shots, tmp_path
+    login, live_server, admin_user, apex, shots, tmp_path, monkeypatch
 ):
+    # The worker is this test: confirming queues the run, and the test runs it once the
+    # page is following it, so the page is seen going from queued to its report.
+    queued = []
+    monkeypatch.setattr(integration_views, "enqueue_run", queued.append)
     simulator = apex()
     # The demo roster (bad rows, a duplicate, an unknown classroom and student), plus a
     # student whose OrgId differs between two classrooms, and a column APEX ignores.
@@ -52,9 +58,15 @@ def test_admin_uploads_a_roster_with_bad_rows_and_reads_the_report(
     assert simulator.request_log == []  # nothing is sent before the admin confirms
     shots(page, "2-preview", doc="apex-preview.png")
 
-    # Confirm; the run page follows the run and turns into its report.
+    # Confirm; the run page follows the run live and turns into its report.
     page.click("text=Confirm and enroll")
     page.wait_for_url("**/runs/*/")
+    expect(page.locator("[data-run-badge]")).to_have_text("Queued")
+    expect(page.locator(".run-progress .badge")).to_have_text("Queued")
+    assert "Waiting for a worker" in page.inner_text(".run-progress")
+    shots(page, "3-queued")
+    (run_id,) = queued
+    job_execute(run_id)
     expect(page.locator(".report-summary")).to_be_visible(timeout=30_000)
     header_badge = page.locator("[data-run-badge]").inner_text()
     assert header_badge == page.locator(".report-summary .badge").first.inner_text()
@@ -72,7 +84,7 @@ def test_admin_uploads_a_roster_with_bad_rows_and_reads_the_report(
     assert f"{failed} failed of 21 rows" in summary
     assert "already_enrolled" not in page.inner_text("main")
     assert "invalid_data" not in page.inner_text("main")
-    shots(page, "3-report", doc="run-report.png")
+    shots(page, "4-report", doc="run-report.png")
 
     # The failures CSV holds one line per failed row.
     with page.expect_download() as download:
@@ -84,5 +96,5 @@ def test_admin_uploads_a_roster_with_bad_rows_and_reads_the_report(
     page.click(".run-links a")
     page.wait_for_url("**/apex/rosters/*/")
     assert "same content (SHA-256) as one already run" in page.inner_text("main")
-    shots(page, "4-preview-after-run")
+    shots(page, "5-preview-after-run")
     assert not errors
