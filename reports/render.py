@@ -15,7 +15,7 @@ from django.urls import reverse
 from reports import selectors
 from reports.changes import run_changes_context
 from reports.constants import ErrorClass
-from reports.models import Run, RunStatus
+from reports.models import Run, RunKind, RunStatus
 
 # The email lists this many failures; the rest are in the attached CSV and on the run page.
 EMAIL_FAILURE_LIMIT = 200
@@ -221,7 +221,8 @@ def run_links(run: Run, *, absolute: bool = True) -> list[dict[str, str]]:
                 "url": site + reverse("cohorts:detail", args=[params["cohort_id"]]),
             }
         )
-    if params.get("roster_id"):
+    # The APEX preview of the stored file (another kind's files have pages of their own).
+    if params.get("roster_id") and run.kind == RunKind.APEX_ENROLL:
         links.append(
             {
                 "label": "File",

@@ -231,3 +231,8 @@ def test_report_links_the_cohort_and_the_file(run_factory):
         kind=RunKind.APEX_ENROLL, subject="r.csv", params={"roster_id": 3, "file_name": "r.csv"}
     )
     assert run_report(enroll)["links"][0]["url"].endswith("/apex/rosters/3/")
+
+
+def test_only_an_apex_run_links_the_apex_preview(run_factory):
+    titan = run_factory(kind=RunKind.TITAN_SYNC, subject="t.csv", params={"roster_id": 3})
+    assert run_report(titan)["links"] == []
