@@ -641,6 +641,10 @@ def test_colours_meet_wcag_aa_contrast():
         ("warn", "warn-bg"),
         ("bad", "bad-bg"),
         ("bad", "card"),
+        ("ok", "card"),
+        ("warn", "card"),
+        ("ink", "info-bg"),
+        ("ink", "warn-bg"),
     ]
     for text, background in pairs:
         assert ratio(text, background) >= 4.5, (text, background, ratio(text, background))

@@ -4,6 +4,7 @@ screen scrolls inside its own box. Screenshots: var/screenshots/phone_width/."""
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 from reports.constants import ErrorClass
 from reports.models import RunKind, RunStatus
@@ -88,8 +89,31 @@ def test_runs_list_and_run_items_fit_a_phone(phone, live_server, admin_user, run
     shots(phone, "run-items")
 
 
-def test_cohort_units_table_fits_a_phone(phone, live_server, mentor_a, cohort_a, ids, shots):
+# A chart's legend overlaps none of its axis titles or tick labels.
+OVERLAPS = """() => {
+  const hit = (a, b) =>
+    a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  const found = [];
+  for (const chart of document.querySelectorAll(".chart")) {
+    const legend = chart.querySelector(".legend");
+    if (!legend) continue;
+    const box = legend.getBoundingClientRect();
+    const texts = chart.querySelectorAll(".xtitle, .ytitle, .gtitle, .xtick text, .ytick text");
+    for (const text of texts) {
+      if (hit(box, text.getBoundingClientRect())) found.push(text.textContent);
+    }
+  }
+  return found;
+}"""
+
+
+def test_cohort_units_table_and_charts_fit_a_phone(
+    phone, live_server, mentor_a, cohort_a, ids, shots
+):
     sign_in(phone, live_server, "mia", "pw-mentor-1")
     phone.goto(f"{live_server.url}/cohorts/{cohort_a.pk}/")
+    expect(phone.locator(".chart .legend").first).to_be_attached(timeout=15_000)
     assert phone.evaluate(CHECK) == []
+    assert phone.evaluate(OVERLAPS) == []
     shots(phone, "cohort-health")
+    phone.locator("#completion").screenshot(path=str(shots.folder / "completion-chart.png"))
