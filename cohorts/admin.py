@@ -6,12 +6,13 @@ step); keep it a plain ModelAdmin subclass so that wrapping keeps working.
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.cache import patch_cache_control
 
 from cohorts.forms import CohortAdminForm
-from cohorts.models import ApiToken, Assignment, Cohort, MentorNote, Student
+from cohorts.models import ApiToken, Assignment, Cohort, MentorNote, PersonLinkLog, Student
+from cohorts.services import persons_link, persons_unlink
 
 
 @admin.register(Cohort)
@@ -42,9 +43,43 @@ class CohortAdmin(admin.ModelAdmin):
 
 @admin.register(Student)
 class StudentAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "email", "source", "external_id")
-    search_fields = ("first_name", "last_name", "email", "external_id")
-    list_filter = ("source",)
+    """Records of one person across vendors share a person: by email, automatically, or by
+    hand with the actions below (recorded in the person link log; pulls never undo it)."""
+
+    list_display = ("__str__", "email", "source", "external_id", "person", "person_by_hand")
+    search_fields = ("first_name", "last_name", "email", "external_id", "person__id")
+    list_filter = ("source", "person_by_hand")
+    readonly_fields = ("person", "person_by_hand")
+    actions = ("link_as_one_person", "unlink_persons")
+
+    @admin.action(description="Link the selected records as one person")
+    def link_as_one_person(self, request, queryset):
+        try:
+            person = persons_link(students=list(queryset), by=request.user.get_username())
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"{queryset.count()} records are now {person}.")
+
+    @admin.action(description="Unlink the selected records (each its own person)")
+    def unlink_persons(self, request, queryset):
+        students = list(queryset)
+        persons_unlink(students=students, by=request.user.get_username())
+        self.message_user(request, f"{len(students)} records unlinked.")
+
+
+@admin.register(PersonLinkLog)
+class PersonLinkLogAdmin(admin.ModelAdmin):
+    """Who linked or unlinked which records, and when (read-only)."""
+
+    list_display = ("at", "action", "by", "person_id_after")
+    readonly_fields = ("action", "students", "person_id_after", "by", "at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Assignment)

@@ -10,7 +10,16 @@ Input frames (build them with `students_frame`, `assignments_frame`, `progressio
 - students: student_id, external_id, first_name, last_name, email
 - assignments: assignment_id, external_id, name, kind, unit, unit_position, position
 - progressions: student_id, assignment_id, grade (0..1 or NaN), started_at, completed_at,
-  reviewed_at (UTC timestamps or NaT)
+  reviewed_at (UTC timestamps or NaT); and, from sources that flag work (Canvas), missing
+  and late (booleans). Rows with only a flag (missing work has no timestamp) count for the
+  flags alone.
+- students may also carry vendor_last_activity (the source's own last activity, UTC or NaT)
+  and current_score (percent), from sources that give them.
+
+Sources differ in what they tell (`SourceSignals`, `signals_for`): OpenClass gives start
+times, Canvas does not but flags missing and late work. Where starts are missing, "stuck"
+counts students whose work on the assignment is missing, and "slow" the share handed in
+late; the pages say so in words.
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ PROGRESSION_COLUMNS = (
     "reviewed_at",
 )
 STAMPS = ("started_at", "completed_at", "reviewed_at")
+FLAGS = ("missing", "late")
 DAY = pd.Timedelta(days=1)
 
 ON_TRACK, WATCH, AT_RISK = "on_track", "watch", "at_risk"
@@ -72,6 +82,59 @@ MAX_CHART_PERIODS = 400
 
 UNIT_WEEKS_DEFAULT = 1  # without an end date, each unit of the curriculum takes a week
 STALE_GRACE = timedelta(minutes=30)  # a scheduled pull may queue this long before it is late
+# Flags (sources that give them): missing work puts a student on watch, then at risk; late
+# work on watch. A blocker's "slow" part, without start times, is its share of late hand-ins.
+MISSING_WATCH = 1
+MISSING_AT_RISK = 3
+LATE_WATCH = 3
+LATE_FULL_SHARE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSignals:
+    """What a cohort's source tells, so the metrics use what exists and say what does not."""
+
+    label: str
+    starts: bool  # start times: "stuck" = started and not completed
+    flags: bool  # missing and late flags on work
+    vendor_activity: bool  # the source's own "last activity" per student
+    scores: bool  # a current score per student
+
+    @property
+    def words(self) -> str:
+        has = ["completion times", "grades"]
+        if self.starts:
+            has.insert(0, "start times")
+        if self.flags:
+            has.append("missing and late flags")
+        if self.vendor_activity:
+            has.append("each student's last activity")
+        if self.scores:
+            has.append("current scores")
+        text = f"{self.label} gives {', '.join(has[:-1])} and {has[-1]}."
+        if not self.starts:
+            text += (
+                f' {self.label} gives no start times: a blocker\'s "stuck" counts students '
+                'whose work on it is missing (past due, not handed in), and "slow" the '
+                "share of hand-ins that were late."
+            )
+        if not self.flags:
+            text += f" {self.label} flags no missing or late work, so those signals are not used."
+        return text
+
+
+SOURCE_SIGNALS = {
+    "openclass": SourceSignals("OpenClass", True, False, False, False),
+    "canvas": SourceSignals("Canvas", False, True, True, True),
+}
+
+
+def signals_for(source: str) -> SourceSignals:
+    return SOURCE_SIGNALS.get(source) or SourceSignals(
+        source or "The source", True, False, False, False
+    )
+
+
 # Run statuses of a pull that refreshed nothing: it failed, or its configuration refused it.
 FAILED_PULL_STATUSES = frozenset({"failed", "invalid"})
 
@@ -130,7 +193,26 @@ def progressions_frame(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
     )
     for index, col in enumerate(STAMPS, start=3):
         frame[col] = _utc(columns[index])
+    if len(columns) > len(PROGRESSION_COLUMNS):  # the source's flags: missing, late
+        for index, col in enumerate(FLAGS, start=len(PROGRESSION_COLUMNS)):
+            frame[col] = np.asarray(columns[index], dtype="bool")
     return frame
+
+
+def flag_rows(
+    students: pd.DataFrame, assignments: pd.DataFrame, progressions: pd.DataFrame
+) -> pd.DataFrame | None:
+    """(student_id, assignment_id, missing, late) of flagged work by enrolled students on the
+    given assignments; None when the source flags nothing (no flag columns)."""
+    if not set(FLAGS) <= set(progressions.columns):
+        return None
+    frame = progressions.loc[
+        progressions["student_id"].isin(students["student_id"])
+        & progressions["assignment_id"].isin(assignments["assignment_id"])
+        & (progressions["missing"] | progressions["late"]),
+        ["student_id", "assignment_id", *FLAGS],
+    ]
+    return frame.drop_duplicates(["student_id", "assignment_id"]).reset_index(drop=True)
 
 
 def plain(value: Any) -> Any:
@@ -363,16 +445,29 @@ def student_summary(
     quizzes.columns = ["quiz_average", "quizzes_graded"]
     frame = students[["student_id", "external_id", "email"]].assign(name=student_names(students))
     frame = frame.join(per, on="student_id").join(quizzes, on="student_id")
+    flags = flag_rows(students, assignments, progressions)
+    if flags is not None:
+        counts = flags.groupby("student_id")[list(FLAGS)].sum()
+        frame = frame.join(counts, on="student_id")
+    if "vendor_last_activity" in students.columns:
+        frame = _with_vendor_activity(frame, students["vendor_last_activity"])
     return _summary_types(frame)
 
 
-def summary_frame(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
+def _with_vendor_activity(frame: pd.DataFrame, vendor: pd.Series) -> pd.DataFrame:
+    """Activity = the later of the work's timestamps and the source's own last activity."""
+    vendor = pd.Series(vendor.to_numpy(), index=frame.index).astype("datetime64[us, UTC]")
+    own = frame["last_activity"].astype("datetime64[us, UTC]")
+    frame["last_activity"] = own.where(own.notna() & (vendor.isna() | (own >= vendor)), vendor)
+    return frame
+
+
+def summary_frame(rows: Iterable[Sequence[Any]], *, flags: bool = False) -> pd.DataFrame:
     """A student summary from aggregates the database computed (cohort list page):
-    rows of (student_id, completed, last_activity, quiz_average, quizzes_graded)."""
-    frame = pd.DataFrame(
-        list(rows),
-        columns=["student_id", "completed", "last_activity", "quiz_average", "quizzes_graded"],
-    )
+    rows of (student_id, completed, last_activity, quiz_average, quizzes_graded), plus
+    (missing, late) with `flags`."""
+    columns = ["student_id", "completed", "last_activity", "quiz_average", "quizzes_graded"]
+    frame = pd.DataFrame(list(rows), columns=columns + (list(FLAGS) if flags else []))
     frame["last_activity"] = _utc(frame["last_activity"].tolist())
     frame["started"] = frame["completed"]
     for col in ("external_id", "email", "name"):
@@ -382,8 +477,9 @@ def summary_frame(rows: Iterable[Sequence[Any]]) -> pd.DataFrame:
 
 def _summary_types(frame: pd.DataFrame) -> pd.DataFrame:
     frame["student_id"] = frame["student_id"].astype("int64")
-    for col in ("started", "completed", "quizzes_graded"):
-        frame[col] = frame[col].fillna(0).astype("int64")
+    for col in ("started", "completed", "quizzes_graded", *FLAGS):
+        if col in frame.columns:
+            frame[col] = frame[col].fillna(0).astype("int64")
     frame["in_progress"] = frame["started"] - frame["completed"]
     frame["quiz_average"] = frame["quiz_average"].astype("float64")
     frame["last_activity"] = frame["last_activity"].astype("datetime64[us, UTC]")
@@ -419,6 +515,8 @@ def student_health(
     - pace against peers: `behind` = cohort median completions - the student's. At
       `behind_fraction` of the curriculum → at risk, half of that → watch.
     - quizzes: average below `low_grade` → at risk, within 10 points above it → watch.
+    - missing work (sources that flag it): 1 → watch, 3 or more → at risk; late work: 3 or
+      more → watch.
     The worst signal sets the status. Adds columns median_completed, behind, days_inactive,
     status, status_label, severity (0..2), reasons (list of str), reason (joined).
     """
@@ -433,11 +531,16 @@ def student_health(
     at_risk_gap = thresholds.behind_fraction * assignment_count
     watch_gap = at_risk_gap / 2
     statuses, reasons_col = [], []
-    for days, has_activity, behind, quiz in zip(
+    zeros = np.zeros(len(frame), dtype="int64")
+    missing_col = frame["missing"].to_numpy() if "missing" in frame.columns else zeros
+    late_col = frame["late"].to_numpy() if "late" in frame.columns else zeros
+    for days, has_activity, behind, quiz, missing, late in zip(
         frame["days_inactive"].to_numpy(dtype="float64", na_value=np.nan),
         frame["last_activity"].notna().to_numpy(),
         frame["behind"].to_numpy(),
         frame["quiz_average"].to_numpy(),
+        missing_col,
+        late_col,
         strict=True,
     ):
         found: list[tuple[int, str]] = []
@@ -458,6 +561,12 @@ def student_health(
                 found.append((2, f"quiz average {_percent_under(quiz, thresholds.low_grade)}%"))
             elif quiz < (watch_grade := thresholds.low_grade + GRADE_WATCH_MARGIN):
                 found.append((1, f"quiz average {_percent_under(quiz, watch_grade)}%"))
+        if missing >= MISSING_AT_RISK:
+            found.append((2, f"{_plural(int(missing), 'missing submission')}"))
+        elif missing >= MISSING_WATCH:
+            found.append((1, f"{_plural(int(missing), 'missing submission')}"))
+        if late >= LATE_WATCH:
+            found.append((1, f"{_plural(int(late), 'late submission')}"))
         severity = max((level for level, _ in found), default=0)
         statuses.append((ON_TRACK, WATCH, AT_RISK)[severity])
         # Worst first; equal severities keep the fixed order activity, peers, quizzes.
@@ -510,6 +619,7 @@ def blockers(
     now: datetime,
     at_risk_ids: Iterable[int] = (),
     reviewed_kinds: Iterable[str] | None = None,
+    flags: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Assignments ranked by how much they hold students back, with the score's parts.
 
@@ -521,6 +631,9 @@ def blockers(
     `stuck_at_risk` lists the at-risk students (ids, by name) stuck on each.
     `reviewed_kinds` (lower case) are the kinds the cohort has ever had reviewed; by default
     those seen in `progressions` (pass the whole cohort's when `assignments` is one unit).
+    `flags` (from `flag_rows`, for a source without start times): "stuck" then counts the
+    students whose work is missing, and "slow" is the share of hand-ins that were late
+    (full at 50%); column `basis` says which ("started" or "missing").
     """
     now_ts = _ts(now)
     plan = curriculum(assignments)
@@ -529,10 +642,18 @@ def blockers(
     done = pairs["completed_at"].notna()
     stuck_mask = pairs["started_at"].notna() & ~done
 
-    stuck = pairs.loc[stuck_mask].groupby("assignment_id").size().rename("stuck")
+    stuck_pairs_all = pairs.loc[stuck_mask, ["student_id", "assignment_id"]]
     durations = ((pairs["completed_at"] - pairs["started_at"]) / DAY).clip(lower=0)
     slow = durations[done].groupby(pairs.loc[done, "assignment_id"]).median()
     slow = slow.rename("median_days_to_complete")
+    late_share = None
+    if flags is not None:
+        stuck_pairs_all = flags.loc[flags["missing"], ["student_id", "assignment_id"]]
+        slow = pd.Series(np.nan, index=slow.index[:0], name="median_days_to_complete")
+        hand_ins = pairs.loc[done].groupby("assignment_id").size()
+        late = flags.loc[flags["late"]].groupby("assignment_id").size()
+        late_share = (late.reindex(hand_ins.index).fillna(0) / hand_ins).rename("late_share")
+    stuck = stuck_pairs_all.groupby("assignment_id").size().rename("stuck")
 
     kinds = plan.set_index("assignment_id")["kind"].str.lower()
     pair_kinds = pairs["assignment_id"].map(kinds)
@@ -559,7 +680,13 @@ def blockers(
     frame["waiting_review"] = frame["waiting_review"].fillna(0).astype("int64")
     frame["stuck_share"] = (frame["stuck"] / n_students) if n_students else 0.0
     frame["part_stuck"] = (frame["stuck_share"] / STUCK_FULL_SHARE).clip(upper=1.0)
-    frame["part_slow"] = (frame["median_days_to_complete"] / SLOW_FULL_DAYS).clip(upper=1.0)
+    if late_share is not None:
+        frame = frame.join(late_share, on="assignment_id")
+        frame["part_slow"] = (frame["late_share"] / LATE_FULL_SHARE).clip(upper=1.0)
+        frame["basis"] = "missing"
+    else:
+        frame["part_slow"] = (frame["median_days_to_complete"] / SLOW_FULL_DAYS).clip(upper=1.0)
+        frame["basis"] = "started"
     frame["part_grade"] = (1.0 - frame["median_quiz_grade"]).clip(lower=0.0, upper=1.0)
     frame["part_review"] = (frame["median_waiting_days"] / REVIEW_FULL_DAYS).clip(upper=1.0)
     parts = ["part_stuck", "part_slow", "part_grade", "part_review"]
@@ -574,7 +701,7 @@ def blockers(
 
     risky = set(int(i) for i in at_risk_ids)
     names = dict(zip(students["student_id"], student_names(students), strict=True))
-    stuck_pairs = pairs.loc[stuck_mask & pairs["student_id"].isin(risky)]
+    stuck_pairs = stuck_pairs_all.loc[stuck_pairs_all["student_id"].isin(risky)]
     by_assignment: dict[int, list[int]] = {}
     for assignment_id, group in stuck_pairs.groupby("assignment_id")["student_id"]:
         by_assignment[int(assignment_id)] = sorted(
@@ -591,9 +718,14 @@ def blocker_reason(row: Any) -> str:
     """The part that weighs most in a blocker's score, in words."""
     points = {part: BLOCKER_WEIGHTS[part] * row[f"part_{part}"] for part in BLOCKER_WEIGHTS}
     part = max(points, key=lambda p: (points[p], -list(BLOCKER_WEIGHTS).index(p)))
+    missing_basis = row.get("basis") == "missing"
     if part == "stuck":
+        if missing_basis:
+            return f"{_plural(int(row['stuck']), 'student')} missing it (past due)"
         return f"{_plural(int(row['stuck']), 'student')} stuck on it"
     if part == "slow":
+        if missing_basis:
+            return f"{row['late_share'] * 100:.0f}% of hand-ins late"
         return f"a median of {row['median_days_to_complete']:.1f} days to complete"
     if part == "grade":
         return f"a median quiz grade of {row['median_quiz_grade'] * 100:.0f}%"
@@ -948,8 +1080,11 @@ class CohortHealth:
         date_from: date | None = None,
         date_to: date | None = None,
         freq: str | None = None,
+        source: str = "",
     ) -> None:
         self.tz = tz
+        self.signals = signals_for(source)
+        self.raw_progressions = progressions
         self.thresholds = thresholds
         self.date_from, self.date_to = date_from, date_to
         self.now = _ts(now)
@@ -993,7 +1128,20 @@ class CohortHealth:
     # health
     @cached_property
     def summary(self) -> pd.DataFrame:
-        return student_summary(self.students, self.all_assignments, self.all_progressions)
+        students = self.students
+        if self.date_to is not None:
+            # As of a past day: the source's flags and "last activity" are today's, not then.
+            students = students.drop(columns=["vendor_last_activity"], errors="ignore")
+        summary = student_summary(students, self.all_assignments, self.all_progressions)
+        summary = summary.drop(columns=[c for c in FLAGS if c in summary.columns])
+        flags = flag_rows(self.students, self.all_assignments, self.raw_progressions)
+        if flags is not None and self.date_to is None:
+            # Missing work has no timestamp, so `scoped` left it out: count flags here.
+            counts = flags.groupby("student_id")[list(FLAGS)].sum()
+            summary = summary.join(counts, on="student_id")
+            for col in FLAGS:
+                summary[col] = summary[col].fillna(0).astype("int64")
+        return summary
 
     @cached_property
     def trend(self) -> pd.DataFrame:
@@ -1038,6 +1186,9 @@ class CohortHealth:
             at_risk_ids=self.at_risk_ids,
             # What waits for review is the whole cohort's call, not one unit's.
             reviewed_kinds=set(kinds[everything["reviewed_at"].notna()].unique()),
+            flags=None
+            if self.signals.starts
+            else flag_rows(self.students, self.assignments, self.raw_progressions),
         )
 
     # progress

@@ -235,6 +235,7 @@ def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
         date_from=first,
         date_to=last,
         freq=freq,
+        source=cohort.source,
     )
 
 
@@ -444,6 +445,9 @@ def metrics_blockers(request, user, pk: int):
         {
             "filters": _filters_echo(health),
             "weights": analytics.BLOCKER_WEIGHTS,
+            # Which signals the cohort's source gives, in words (no start times: "stuck"
+            # counts missing work).
+            "signals": health.signals.words,
             "results": rows,
         }
     )

@@ -70,13 +70,50 @@ class Cohort(models.Model):
         return self.name
 
 
+class Person(models.Model):
+    """One human behind one or more Student records (one per vendor that knows them).
+
+    Records with the same email, compared case-insensitively, share a person; a record
+    without an email has a person of its own. An admin may link or unlink records by hand
+    (`person_by_hand`), and every such change is logged in `PersonLinkLog`.
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Person {self.pk}"
+
+
+class PersonLinkLog(models.Model):
+    """An admin's hand-made link or unlink of student records (never edited)."""
+
+    action = models.CharField(max_length=10, choices=[("link", "Linked"), ("unlink", "Unlinked")])
+    students = models.JSONField(help_text="The student records concerned: id, source, external id.")
+    person_id_after = models.BigIntegerField(null=True, blank=True)
+    by = models.CharField(max_length=200)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.by} at {self.at:%Y-%m-%d %H:%M}"
+
+
 class Student(models.Model):
     source = models.CharField(max_length=20, choices=Source.choices)
+    # Kept exactly as the vendor sends it (Canvas's shard-style numeric ids as text).
     external_id = models.CharField(max_length=100)
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
     email = models.EmailField(max_length=254, blank=True, db_index=True)
     cohorts = models.ManyToManyField(Cohort, through="Enrollment", related_name="students")
+    person = models.ForeignKey(
+        Person, null=True, blank=True, on_delete=models.SET_NULL, related_name="students"
+    )
+    person_by_hand = models.BooleanField(
+        default=False, help_text="Linked or unlinked by an admin: pulls never re-link it."
+    )
 
     class Meta:
         ordering = ["last_name", "first_name"]
@@ -106,6 +143,11 @@ class Enrollment(models.Model):
     left_at = models.DateTimeField(
         null=True, blank=True, help_text="When a pull first no longer saw the student."
     )
+    # What the source knows of the student in this course (Canvas: enrollment grades and
+    # last activity); empty for sources that do not say.
+    current_score = models.FloatField(null=True, blank=True, help_text="Percent, 0..100+.")
+    final_score = models.FloatField(null=True, blank=True, help_text="Percent, 0..100+.")
+    last_activity_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -124,6 +166,10 @@ class Assignment(models.Model):
     unit = models.CharField(max_length=200, blank=True, help_text="Unit, section or week.")
     unit_position = models.PositiveIntegerField(default=0)
     position = models.PositiveIntegerField(default=0, help_text="Order within the curriculum.")
+    # Unpublished work is kept but left out of completion and health (docs/canvas.md).
+    published = models.BooleanField(default=True)
+    points_possible = models.FloatField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["cohort", "unit_position", "position", "id"]
@@ -148,6 +194,11 @@ class Progression(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    # Flags and raw score some sources give (Canvas); False / empty elsewhere.
+    score = models.FloatField(null=True, blank=True, help_text="Points, as the source gave.")
+    late = models.BooleanField(default=False)
+    missing = models.BooleanField(default=False)
+    excused = models.BooleanField(default=False)
     # When this row was first stored or last changed by a pull.
     synced_at = models.DateTimeField()
 

@@ -43,7 +43,10 @@ def cohort_frames(*, cohort: Cohort) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
     """(students, assignments, progressions) frames for `cohorts.analytics`. Three queries.
 
     Only active enrollments count: a student who left is in no frame, so in no metric and
-    no denominator. Progressions without any timestamp are left out (`analytics.scoped`).
+    no denominator. Progressions without any timestamp or flag are left out
+    (`analytics.scoped`); so are unpublished assignments. Sources that give them add the
+    students' `vendor_last_activity` and `current_score`, and every progression its missing
+    and late flags.
     """
     students, assignments, progressions, _ = cohort_frames_with_leavers(cohort=cohort)
     return students, assignments, progressions
@@ -64,17 +67,28 @@ def cohort_frames_with_leavers(
             "student__first_name",
             "student__last_name",
             "student__email",
+            "last_activity_at",
+            "current_score",
             "active",
             "left_at",
         )
     ):
         (active if is_active else left).append((*row, left_at))
+    vendor = [(row[5], row[6]) for row in active]
+    active = [(*row[:5], row[-1]) for row in active]
+    left = [(*row[:5], row[-1]) for row in left]
     students = analytics.students_frame(row[:-1] for row in active)
+    if analytics.signals_for(cohort.source).vendor_activity:
+        students["vendor_last_activity"] = analytics._utc([v[0] for v in vendor])
+        students["current_score"] = pd.Series(
+            [v[1] for v in vendor], index=students.index, dtype="float64"
+        )
     leavers = analytics.students_frame(row[:-1] for row in left)
     leavers["left_at"] = analytics.utc_column([row[-1] for row in left])
     leavers = leavers.sort_values(["left_at", "student_id"], ascending=[False, True])
     assignments = analytics.assignments_frame(
-        Assignment.objects.filter(cohort=cohort)
+        # Unpublished work is kept but left out of every metric.
+        Assignment.objects.filter(cohort=cohort, published=True)
         .order_by("unit_position", "position", "id")
         .values_list("id", "external_id", "name", "kind", "unit", "unit_position", "position")
     )
@@ -87,11 +101,17 @@ def cohort_frames_with_leavers(
                 Q(started_at__isnull=False)
                 | Q(completed_at__isnull=False)
                 | Q(reviewed_at__isnull=False)
+                | Q(missing=True)
+                | Q(late=True)
             )
             .order_by()
             .annotate(**{f"{name}_raw": _stamp(name) for name in analytics.STAMPS})
             .values_list(
-                "student_id", "assignment_id", "grade", *(f"{n}_raw" for n in analytics.STAMPS)
+                "student_id",
+                "assignment_id",
+                "grade",
+                *(f"{n}_raw" for n in analytics.STAMPS),
+                *analytics.FLAGS,
             )
         )
     )
@@ -131,22 +151,27 @@ def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
     cohorts = list(cohorts_visible_to(user).order_by("name", "id"))
     visible = cohorts_visible_to(user).values("pk")
     assignment_counts = dict(
-        Assignment.objects.filter(cohort__in=visible)
+        Assignment.objects.filter(cohort__in=visible, published=True)
         .order_by()
         .values("cohort_id")
         .annotate(n=Count("id"))
         .values_list("cohort_id", "n")
     )
     enrolled: dict[int, list[int]] = defaultdict(list)
-    for cohort_id, student_id in (
+    vendor_activity: dict[tuple[int, int], Any] = {}
+    for cohort_id, student_id, last_activity_at in (
         Enrollment.objects.filter(cohort__in=visible, active=True)
         .order_by()
-        .values_list("cohort_id", "student_id")
+        .values_list("cohort_id", "student_id", "last_activity_at")
     ):
         enrolled[cohort_id].append(student_id)
-    done = Q(completed_at__isnull=False)
-    quiz = Q(assignment__kind__iexact=analytics.QUIZ_KIND, grade__isnull=False) & (
-        Q(started_at__isnull=False) | done | Q(reviewed_at__isnull=False)
+        vendor_activity[(cohort_id, student_id)] = last_activity_at
+    published = Q(assignment__published=True)
+    done = Q(completed_at__isnull=False) & published
+    quiz = (
+        Q(assignment__kind__iexact=analytics.QUIZ_KIND, grade__isnull=False)
+        & published
+        & (Q(started_at__isnull=False) | done | Q(reviewed_at__isnull=False))
     )
     aggregates: dict[int, list[tuple]] = defaultdict(list)
     for row in (
@@ -161,6 +186,8 @@ def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
             last_reviewed=Max("reviewed_at"),
             quiz_average=Avg("grade", filter=quiz),
             quizzes_graded=Count("assignment_id", filter=quiz, distinct=True),
+            missing=Count("assignment_id", filter=Q(missing=True) & published, distinct=True),
+            late=Count("assignment_id", filter=Q(late=True) & published, distinct=True),
         )
         .values_list(
             "cohort_id",
@@ -171,20 +198,32 @@ def cohort_list_rows(*, user, now: datetime) -> list[dict[str, Any]]:
             "last_reviewed",
             "quiz_average",
             "quizzes_graded",
+            "missing",
+            "late",
         )
     ):
-        cohort_id, student_id, completed, *stamps, quiz_average, quizzes = row
-        last = max((s for s in stamps if s is not None), default=None)
-        aggregates[cohort_id].append((student_id, completed, last, quiz_average, quizzes))
+        cohort_id, student_id, completed, *stamps, quiz_average, quizzes, missing, late = row
+        aggregates[cohort_id].append(
+            (student_id, completed, stamps, quiz_average, quizzes, missing, late)
+        )
 
     rows = []
     for cohort in cohorts:
         students = enrolled.get(cohort.pk, [])
         n_assignments = assignment_counts.get(cohort.pk, 0)
         known = {r[0]: r for r in aggregates.get(cohort.pk, [])}
-        summary = analytics.summary_frame(
-            known.get(sid, (sid, 0, None, None, 0)) for sid in sorted(students)
-        )
+        signals = analytics.signals_for(cohort.source)
+        summary_rows = []
+        for sid in sorted(students):
+            _, completed, stamps, quiz_average, quizzes, missing, late = known.get(
+                sid, (sid, 0, [], None, 0, 0, 0)
+            )
+            if signals.vendor_activity:
+                stamps = [*stamps, vendor_activity.get((cohort.pk, sid))]
+            last = max((s for s in stamps if s is not None), default=None)
+            row = (sid, completed, last, quiz_average, quizzes)
+            summary_rows.append((*row, missing, late) if signals.flags else row)
+        summary = analytics.summary_frame(summary_rows, flags=signals.flags)
         health = analytics.student_health(
             summary,
             assignment_count=n_assignments,
@@ -262,5 +301,56 @@ __all__ = [
     "cohort_student_get",
     "cohorts_visible_to",
     "mentor_notes_for",
+    "person_cohorts",
     "progressions_filtered",
 ]
+
+
+def person_cohorts(*, user, student: Student) -> list[dict[str, Any]]:
+    """Every cohort the same person is in, whatever its source, that the user may see:
+    records sharing the student's person (one email, or linked by an admin). Each row:
+    cohort, student (the record in that cohort), source, completed, assignments (published
+    only), current score and last activity where the source gives them. Three queries."""
+    if student.person_id is None:
+        records = Student.objects.filter(pk=student.pk)
+    else:
+        records = Student.objects.filter(person_id=student.person_id)
+    enrollments = list(
+        Enrollment.objects.filter(student__in=records, cohort__in=cohorts_visible_to(user))
+        .select_related("cohort", "student")
+        .order_by("cohort__name", "cohort_id")
+    )
+    cohort_ids = [e.cohort_id for e in enrollments]
+    assignments = dict(
+        Assignment.objects.filter(cohort_id__in=cohort_ids, published=True)
+        .order_by()
+        .values("cohort_id")
+        .annotate(n=Count("id"))
+        .values_list("cohort_id", "n")
+    )
+    completed = {
+        (c, s): n
+        for c, s, n in Progression.objects.filter(
+            cohort_id__in=cohort_ids,
+            student__in=records,
+            completed_at__isnull=False,
+            assignment__published=True,
+        )
+        .order_by()
+        .values("cohort_id", "student_id")
+        .annotate(n=Count("assignment_id", distinct=True))
+        .values_list("cohort_id", "student_id", "n")
+    }
+    return [
+        {
+            "cohort": e.cohort,
+            "student": e.student,
+            "source": e.cohort.get_source_display(),
+            "completed": completed.get((e.cohort_id, e.student_id), 0),
+            "assignments": assignments.get(e.cohort_id, 0),
+            "current_score": e.current_score,
+            "last_activity_at": e.last_activity_at,
+            "this": e.student_id == student.pk,
+        }
+        for e in enrollments
+    ]

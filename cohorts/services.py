@@ -12,9 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from cohorts.models import Assignment, Cohort, Enrollment, Progression, Student
+from cohorts.models import (
+    Assignment,
+    Cohort,
+    Enrollment,
+    Person,
+    PersonLinkLog,
+    Progression,
+    Student,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,10 @@ class AssignmentRecord:
     unit: str = ""
     unit_position: int | None = None
     position: int | None = None
+    # None: the source does not say (left as stored).
+    published: bool | None = None
+    points_possible: float | None = None
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,20 @@ class ProgressionRecord:
     started_at: datetime | None
     completed_at: datetime | None
     reviewed_at: datetime | None
+    # What only some sources know (Canvas); the defaults mean "not said".
+    score: float | None = None
+    late: bool = False
+    missing: bool = False
+    excused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollmentDetail:
+    """What the source knows of a student in one course (Canvas enrollments)."""
+
+    current_score: float | None = None
+    final_score: float | None = None
+    last_activity_at: datetime | None = None
 
 
 @dataclass
@@ -165,6 +192,7 @@ def students_upsert(
         if to_update:
             Student.objects.bulk_update(to_update, ["first_name", "last_name", "email"], 500)
         ids = {ext: existing[ext].pk for ext in by_id}
+        persons_assign(student_ids=ids.values())
         enrolled = set(
             Enrollment.objects.filter(cohort=cohort, student_id__in=ids.values()).values_list(
                 "student_id", flat=True
@@ -179,6 +207,18 @@ def students_upsert(
     result.updated = len(to_update)
     result.unchanged = len(by_id) - result.created - result.updated
     return ids, result
+
+
+_ASSIGNMENT_FIELDS = (
+    "name",
+    "kind",
+    "unit",
+    "unit_position",
+    "position",
+    "published",
+    "points_possible",
+    "due_at",
+)
 
 
 def assignments_upsert(
@@ -216,11 +256,14 @@ def assignments_upsert(
                     unit=rec.unit,
                     unit_position=rec.unit_position or 0,
                     position=rec.position if rec.position is not None else 0,
+                    published=rec.published if rec.published is not None else True,
+                    points_possible=rec.points_possible,
+                    due_at=rec.due_at,
                 )
             )
             continue
         changed = False
-        for attr in ("name", "kind", "unit", "unit_position", "position"):
+        for attr in _ASSIGNMENT_FIELDS:
             value = getattr(rec, attr)
             if value in (None, ""):
                 continue
@@ -243,9 +286,7 @@ def assignments_upsert(
                     }
                 )
         if to_update:
-            Assignment.objects.bulk_update(
-                to_update, ["name", "kind", "unit", "unit_position", "position"], 500
-            )
+            Assignment.objects.bulk_update(to_update, list(_ASSIGNMENT_FIELDS), 500)
     result.created = len(to_create)
     result.updated = len(to_update)
     result.unchanged = len(by_id) - result.created - result.updated
@@ -259,6 +300,10 @@ _PROGRESSION_FIELDS = (
     "started_at",
     "completed_at",
     "reviewed_at",
+    "score",
+    "late",
+    "missing",
+    "excused",
 )
 
 
@@ -298,6 +343,10 @@ def progressions_upsert(
             "started_at": rec.started_at,
             "completed_at": rec.completed_at,
             "reviewed_at": rec.reviewed_at,
+            "score": rec.score,
+            "late": rec.late,
+            "missing": rec.missing,
+            "excused": rec.excused,
         }
         current = existing.get(ext_id)
         if current is None:
@@ -328,3 +377,117 @@ def progressions_upsert(
     result.created = len(to_create)
     result.updated = len(to_update)
     return result
+
+
+def enrollment_details_update(*, cohort: Cohort, details: dict[int, EnrollmentDetail]) -> int:
+    """Store what the source says of each student in the cohort (scores, last activity).
+
+    `details` maps student pk to its detail; only enrollments whose values changed are
+    written. Returns how many were.
+    """
+    if not details:
+        return 0
+    fields = ("current_score", "final_score", "last_activity_at")
+    changed = []
+    for chunk in _chunks(list(details)):
+        for enrollment in Enrollment.objects.filter(cohort=cohort, student_id__in=chunk):
+            detail = details[enrollment.student_id]
+            if all(getattr(enrollment, f) == getattr(detail, f) for f in fields):
+                continue
+            for f in fields:
+                setattr(enrollment, f, getattr(detail, f))
+            changed.append(enrollment)
+    if changed:
+        Enrollment.objects.bulk_update(changed, list(fields), batch_size=500)
+    return len(changed)
+
+
+# --- One person across vendors ------------------------------------------------------------
+
+
+def _email_key(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def persons_assign(*, student_ids: Iterable[int]) -> int:
+    """Give each of these students its person: the one of any other record with the same
+    email (case-insensitively), else a new one. A record without an email keeps (or gets)
+    a person of its own; a record an admin linked or unlinked by hand is left alone.
+
+    Returns how many records changed person (0 when a re-run finds everything in place).
+    """
+    pks = list(student_ids)
+    students: list[Student] = []
+    for chunk in _chunks(pks):
+        students.extend(
+            Student.objects.filter(pk__in=chunk, person_by_hand=False).only(
+                "id", "email", "person_id"
+            )
+        )
+    emails = {_email_key(s.email) for s in students} - {""}
+    by_email: dict[str, int] = {}
+    for chunk in _chunks(sorted(emails)):
+        rows = (
+            Student.objects.annotate(email_key=Lower("email"))
+            .filter(email_key__in=chunk, person__isnull=False)
+            .order_by("person_id")
+            .values_list("email_key", "person_id")
+        )
+        for key, person_id in rows:
+            by_email.setdefault(key.strip(), person_id)
+    changed: list[Student] = []
+    for student in students:
+        key = _email_key(student.email)
+        if key:
+            target = by_email.get(key)
+            if target is None:
+                target = by_email[key] = Person.objects.create().pk
+        elif student.person_id is not None:
+            # No email: its own person, unless it shares one it no longer has a reason to.
+            shares = (
+                Student.objects.filter(person_id=student.person_id).exclude(pk=student.pk).exists()
+            )
+            target = Person.objects.create().pk if shares else student.person_id
+        else:
+            target = Person.objects.create().pk
+        if student.person_id != target:
+            student.person_id = target
+            changed.append(student)
+    if changed:
+        Student.objects.bulk_update(changed, ["person_id"], batch_size=500)
+    return len(changed)
+
+
+def persons_link(*, students: Sequence[Student], by: str) -> Person:
+    """An admin makes these records one person (recorded; pulls never undo it)."""
+    if len(students) < 2:
+        raise ValueError("Pick at least two student records to link.")
+    with transaction.atomic():
+        existing = sorted({s.person_id for s in students if s.person_id})
+        person = Person.objects.get(pk=existing[0]) if existing else Person.objects.create()
+        Student.objects.filter(pk__in=[s.pk for s in students]).update(
+            person=person, person_by_hand=True
+        )
+        PersonLinkLog.objects.create(
+            action="link", students=_described(students), person_id_after=person.pk, by=by
+        )
+    return person
+
+
+def persons_unlink(*, students: Sequence[Student], by: str) -> None:
+    """An admin separates these records: each becomes a person of its own (recorded)."""
+    if not students:
+        raise ValueError("Pick the student records to unlink.")
+    with transaction.atomic():
+        for student in students:
+            student.person = Person.objects.create()
+            student.person_by_hand = True
+            student.save(update_fields=["person", "person_by_hand"])
+        PersonLinkLog.objects.create(action="unlink", students=_described(students), by=by)
+
+
+def _described(students: Sequence[Student]) -> list[dict[str, str | int]]:
+    return [
+        {"id": s.pk, "source": s.source, "external_id": s.external_id, "email": s.email}
+        for s in students
+    ]

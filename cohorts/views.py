@@ -53,6 +53,7 @@ from cohorts.selectors import (
     cohort_list_rows,
     cohort_student_get,
     mentor_notes_for,
+    person_cohorts,
 )
 from reports.csvexport import csv_response
 
@@ -112,6 +113,7 @@ def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
         date_from=values.get("date_from"),
         date_to=values.get("date_to"),
         freq=values.get("freq") or None,
+        source=cohort.source,
     )
     return form, values, health
 
@@ -604,6 +606,7 @@ def cohort_student(request, pk: int, student_id: int):
     context = _student_context(cohort, student)
     context["notes"] = list(mentor_notes_for(cohort=cohort, student=student))
     context["note_form"] = note_form
+    context["person_cohorts"] = person_cohorts(user=request.user, student=student)
     return render(request, "cohorts/student.html", context, status=400 if note_form.errors else 200)
 
 

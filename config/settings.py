@@ -273,6 +273,11 @@ MAILERS = {"default": {"BACKEND": _backend, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Classbridge <classbridge@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 REPORT_RECIPIENTS = [a.strip() for a in env.list("REPORT_RECIPIENTS", default=[]) if a.strip()]
+# The failures CSV attached to a report holds at most this many rows, then a link to the
+# full CSV on the run page (0: no attachment, only the link).
+REPORT_ATTACHMENT_MAX_ROWS = env.int("REPORT_ATTACHMENT_MAX_ROWS", default=1000)
+if REPORT_ATTACHMENT_MAX_ROWS < 0:
+    raise ImproperlyConfigured("REPORT_ATTACHMENT_MAX_ROWS must be 0 or more")
 
 # --- Notifications (docs/notifications.md) ----------------------------------------------
 DIGEST_DEFAULT_FREQUENCY = env.str("DIGEST_DEFAULT_FREQUENCY", default="weekly")
@@ -321,6 +326,13 @@ TITAN_MAX_REMOVAL_PERCENT = env.float("TITAN_MAX_REMOVAL_PERCENT", default=10.0)
 CANVAS_BASE_URL = env.str("CANVAS_BASE_URL", default="")
 CANVAS_TOKEN = env.str("CANVAS_TOKEN", default="")
 CANVAS_ACCOUNT_ID = env.str("CANVAS_ACCOUNT_ID", default="")
+# docs/canvas.md: pacing against Canvas's leaky bucket, courses pulled at once in a bulk
+# pull, and the overlap kept before the watermark of an incremental pull.
+CANVAS_REQUESTS_PER_SECOND = env.float("CANVAS_REQUESTS_PER_SECOND", default=0.0)
+CANVAS_RATE_LIMIT_FLOOR = env.float("CANVAS_RATE_LIMIT_FLOOR", default=150.0)
+CANVAS_CONCURRENCY = env.int("CANVAS_CONCURRENCY", default=3)
+CANVAS_WATERMARK_OVERLAP_SECONDS = env.int("CANVAS_WATERMARK_OVERLAP_SECONDS", default=300)
+CANVAS_FULL_REFRESH_HOURS = env.int("CANVAS_FULL_REFRESH_HOURS", default=24)
 
 ROSTER_MAX_BYTES = env.int("ROSTER_MAX_BYTES", default=20 * 1024 * 1024)
 # More header names per roster column: JSON {"email": ["E-mail"]} or email=E-mail|Mail,...
@@ -331,23 +343,55 @@ HTTP_TIMEOUT_SECONDS = env.float("HTTP_TIMEOUT_SECONDS", default=30.0)
 HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=4)
 
 # --- Logging --------------------------------------------------------------------------
+# Every handler redacts secrets (message, exception text, traceback) and knows the run it
+# logs for. LOG_FORMAT=json: one JSON object a line (run_id, kind and stage inside a job).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
+# Addresses that get an email for every server error (Django's mail_admins); empty: none.
+ADMINS = [a.strip() for a in env.list("ADMINS", default=[]) if a.strip()]
+_LOG_FILTERS = ["redact", "job_context"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "integrations.redact.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {
+        "redact": {"()": "integrations.redact.RedactSecretsFilter"},
+        "job_context": {"()": "integrations.logs.JobContextFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "text": {
+            "()": "integrations.logs.RedactingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s%(job)s: %(message)s",
+        },
+        "json": {"()": "integrations.logs.JsonFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact"],
-        }
+            "formatter": LOG_FORMAT,
+            "filters": _LOG_FILTERS,
+        },
+        # Errors (a crashed job, a 500) to ADMINS, if any, redacted like the console.
+        "mail_admins": {
+            "class": "integrations.logs.RedactingAdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", *_LOG_FILTERS],
+        },
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {
+        "handlers": ["console", "mail_admins"],
+        "level": env.str("LOG_LEVEL", default="INFO"),
+    },
     "loggers": {
+        # Django's defaults give these their own unredacted handlers: these replace them,
+        # and their records reach the redacted root handler.
+        "django": {"level": "INFO", "propagate": True},
+        "django.server": {"level": "INFO", "propagate": True},
         # urllib3 logs full URLs at DEBUG; keep it quiet so nothing secret slips out.
         "urllib3": {"level": "WARNING"},
-        "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
+        # django-q2 adds its own unredacted handler only to a logger that has none.
+        "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING"), "propagate": True},
     },
 }
 # Tests turn real sleeping off: retries and Retry-After are still computed and counted.
@@ -356,3 +400,12 @@ HTTP_RETRY_SLEEP = env.bool("HTTP_RETRY_SLEEP", default=True)
 # worker) and re-queued to resume, at most RUN_MAX_RESUMES times.
 RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=900)
 RUN_MAX_RESUMES = env.int("RUN_MAX_RESUMES", default=2)
+# Retention, in days (0: keep forever), applied daily by integrations.retention: stored
+# rosters, the items of finished runs (the run, its counts and message stay) and mail
+# captured by filemail://.
+RETENTION_ROSTER_DAYS = env.int("RETENTION_ROSTER_DAYS", default=90)
+RETENTION_RUN_ITEMS_DAYS = env.int("RETENTION_RUN_ITEMS_DAYS", default=180)
+RETENTION_MAIL_DAYS = env.int("RETENTION_MAIL_DAYS", default=30)
+for _name in ("RETENTION_ROSTER_DAYS", "RETENTION_RUN_ITEMS_DAYS", "RETENTION_MAIL_DAYS"):
+    if globals()[_name] < 0:
+        raise ImproperlyConfigured(f"{_name} must be 0 (keep forever) or a number of days")

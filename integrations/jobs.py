@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 
 from integrations import registry
 from integrations.http import ConfigError, VendorError, redact
+from integrations.logs import job_log_context
 from integrations.registry import Resume
 from reports.models import ErrorClass, Run, RunStatus
 from reports.services import RunTracker, run_claim
@@ -47,38 +48,41 @@ def job_execute(
     if run.params.get("resumes") and declared and declared.resume == Resume.RESTART:
         _reset_for_restart(run)
     tracker = RunTracker(run, on_progress=on_progress)
-    try:
-        job = import_string(registry.kind_get(run.kind).job)
-        job(tracker)
-    except ConfigError as exc:
-        tracker.finish(
-            status=RunStatus.INVALID, message=redact(str(exc)), error_class=ErrorClass.CONFIG
-        )
-    except InvalidInput as exc:
-        tracker.finish(
-            status=RunStatus.INVALID, message=redact(str(exc)), error_class=ErrorClass.INVALID_DATA
-        )
-    except HeldByGuardrail as exc:
-        tracker.finish(status=RunStatus.HELD, message=redact(str(exc)))
-    except VendorError as exc:
-        logger.warning("run %s failed: %s", run.pk, redact(exc.message))
-        tracker.finish(
-            status=RunStatus.FAILED, message=redact(exc.message), error_class=exc.error_class
-        )
-    except Exception as exc:
-        logger.exception("run %s crashed", run.pk)
-        tracker.finish(
-            status=RunStatus.FAILED,
-            message=redact(f"Internal error: {type(exc).__name__}: {exc}"),
-            error_class=ErrorClass.INTERNAL,
-        )
-    else:
-        if not tracker.run.is_finished:
-            tracker.finish()
-    run = tracker.run
-    _after_finish(run)
-    if send_report:
-        report_deliver(run)
+    with job_log_context(tracker):  # run id, kind and stage on every log line
+        try:
+            job = import_string(registry.kind_get(run.kind).job)
+            job(tracker)
+        except ConfigError as exc:
+            tracker.finish(
+                status=RunStatus.INVALID, message=redact(str(exc)), error_class=ErrorClass.CONFIG
+            )
+        except InvalidInput as exc:
+            tracker.finish(
+                status=RunStatus.INVALID,
+                message=redact(str(exc)),
+                error_class=ErrorClass.INVALID_DATA,
+            )
+        except HeldByGuardrail as exc:
+            tracker.finish(status=RunStatus.HELD, message=redact(str(exc)))
+        except VendorError as exc:
+            logger.warning("run %s failed: %s", run.pk, redact(exc.message))
+            tracker.finish(
+                status=RunStatus.FAILED, message=redact(exc.message), error_class=exc.error_class
+            )
+        except Exception as exc:
+            logger.exception("run %s crashed", run.pk)
+            tracker.finish(
+                status=RunStatus.FAILED,
+                message=redact(f"Internal error: {type(exc).__name__}: {exc}"),
+                error_class=ErrorClass.INTERNAL,
+            )
+        else:
+            if not tracker.run.is_finished:
+                tracker.finish()
+        run = tracker.run
+        _after_finish(run)
+        if send_report:
+            report_deliver(run)
     return run
 
 

@@ -28,6 +28,7 @@ TASK = "integrations.tasks.cohort_pull_scheduled"
 # such rows are renamed (kept, not duplicated) by the next schedules_sync().
 LEGACY_PREFIX = "classbridge:openclass-pull:cohort-"
 REAPER = "classbridge:runs-reap"
+RETENTION = "classbridge:retention-prune"
 
 
 @dataclass
@@ -57,6 +58,14 @@ def schedules_sync() -> ScheduleChanges:
         },
     )
     notification_schedules_sync()  # mentor digests and stale-data alerts
+    Schedule.objects.update_or_create(
+        name=RETENTION,
+        defaults={
+            "func": "integrations.retention.retention_prune",
+            "schedule_type": Schedule.DAILY,
+            "repeats": -1,
+        },
+    )
     pulled = set(registry.scheduled_sources())
     wanted: dict[str, Cohort] = {}
     for cohort in Cohort.objects.filter(sync_interval_hours__gt=0).order_by("pk"):

@@ -7,6 +7,7 @@ class ErrorClass(models.TextChoices):
     TRANSIENT = "transient", "Transient (network or server error)"
     THROTTLED = "throttled", "Throttled by the vendor"
     AUTH = "auth", "Authentication refused"
+    PERMISSION = "permission", "Permission denied"
     NOT_FOUND = "not_found", "Not found"
     INVALID_DATA = "invalid_data", "Invalid data"
     CONFLICT = "conflict", "Conflict"

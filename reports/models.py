@@ -71,6 +71,12 @@ class Run(models.Model):
     message = models.TextField(blank=True, help_text="Summary, or why the run failed.")
     error_class = models.CharField(max_length=30, choices=ErrorClass.choices, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    email_error = models.TextField(
+        blank=True, help_text="Why the mail relay did not take the report (no secrets)."
+    )
+    items_pruned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention deleted the run's items."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -169,3 +169,27 @@ def run_failure_table(*, run: Run) -> tuple[list[str], Iterator[list[Any]]]:
             ]
 
     return header, rows()
+
+
+def run_children(*, run: Run) -> list[Run]:
+    """The runs a parent run started (params `parent_run_id`), the latest one per child key
+    (`params.child_key`: a retried child replaces the one it retries), in start order."""
+    latest: dict[str, Run] = {}
+    for child in Run.objects.filter(params__parent_run_id=run.pk).order_by("id"):
+        latest[str(child.params.get("child_key", child.pk))] = child
+    return sorted(latest.values(), key=lambda c: c.pk)
+
+
+def children_stats(children: list[Run]) -> dict[str, Any]:
+    """Success rate and average time of a parent's finished children."""
+    finished = [c for c in children if c.is_finished]
+    ok = [c for c in finished if c.status in ("succeeded", "partial")]
+    durations = [c.duration_seconds for c in finished if c.duration_seconds is not None]
+    return {
+        "total": len(children),
+        "finished": len(finished),
+        "succeeded": len(ok),
+        "failed": len(finished) - len(ok),
+        "success_rate": (len(ok) / len(finished)) if finished else None,
+        "average_seconds": (sum(durations) / len(durations)) if durations else None,
+    }

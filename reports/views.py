@@ -117,6 +117,7 @@ def run_detail(request, pk: int):
         "actions": run_actions(run),
         "links": run_links(run, absolute=False),
         **_progress_context(run),
+        **_children_context(run),
     }
     if run.is_finished:
         failures_only = request.GET.get("failed") == "1"
@@ -133,6 +134,28 @@ def run_detail(request, pk: int):
             }
         )
     return render(request, "reports/detail.html", context)
+
+
+def _children_context(run: Run) -> dict[str, Any]:
+    """A parent run (a bulk pull) lists the run of each of its children, with their actions;
+    a child links back to its parent."""
+    parent_id = run.params.get("parent_run_id") if isinstance(run.params, dict) else None
+    children = selectors.run_children(run=run)
+    rows = []
+    for child in children:
+        failure = child.params.get("failure") or {}
+        rows.append(
+            {
+                "run": child,
+                "duration": format_duration(child.duration_seconds),
+                "failure": failure,
+                "actions": run_actions(child),
+            }
+        )
+    stats = selectors.children_stats(children) if children else None
+    if stats and stats["average_seconds"] is not None:
+        stats["average_text"] = format_duration(stats["average_seconds"])
+    return {"children": rows, "children_stats": stats, "parent_id": parent_id}
 
 
 @staff_required

@@ -154,6 +154,47 @@ def apex(simulators, settings, tmp_path):
 
 
 @pytest.fixture
+def canvas(simulators, settings):
+    """Start a Canvas simulator (build kwargs); returns it."""
+    from integrations.canvas.simulator import build as build_canvas
+
+    settings.CANVAS_RATE_LIMIT_FLOOR = 0  # no slowing down unless a test asks for it
+    return lambda **kwargs: simulators(build_canvas, "CANVAS_BASE_URL", **kwargs)
+
+
+class VirtualClock:
+    """Seconds for the simulator's leaky bucket: each look moves time on a little, and the
+    client's pauses (retries and slow-downs, never really slept in tests) move it on."""
+
+    def __init__(self, tick: float = 0.5) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def canvas_clock(monkeypatch):
+    """A virtual clock that the client's pauses advance (patched into the retry policy)."""
+    from integrations import http
+
+    clock = VirtualClock()
+    original = http.retry_policy_from_settings
+
+    def policy():
+        retry = original()
+        retry.sleep = clock.sleep
+        return retry
+
+    monkeypatch.setattr(http, "retry_policy_from_settings", policy)
+    return clock
+
+
+@pytest.fixture
 def health_now():
     """Time frozen at the hand-built health cohort's "now" (tests/health_cohort.py)."""
     from tests import health_cohort as hc

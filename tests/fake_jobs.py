@@ -58,3 +58,16 @@ def fake_pull_start(*, cohort_id: int, triggered_by: str, user=None):
         subject=cohort.name,
         params={"course_id": cohort.external_id},
     )
+
+
+LEAKY_SECRET = "hunter2-very-secret-value"
+
+
+def leaky_job(tracker):
+    """Fails with the secret in a local variable, the exception and its cause."""
+    password = LEAKY_SECRET  # noqa: F841 - a local the technical traceback would list
+    with tracker.stage("fetch", total=1):
+        try:
+            raise ValueError(f"vendor said: bad password {LEAKY_SECRET}")
+        except ValueError as exc:
+            raise RuntimeError(f"login with {LEAKY_SECRET} failed") from exc

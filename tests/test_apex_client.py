@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 
@@ -393,3 +394,62 @@ def test_a_dot_segment_classroom_id_is_never_sent(client, classroom):
     with pytest.raises(ValueError, match="import id"):
         client.withdraw("ALG-101", classroom)
     assert not [c for c in responses.calls if "/token" not in c.request.url]
+
+
+@responses.activate
+def test_the_token_request_is_retried_on_a_server_error(client):
+    # A client-credentials grant only issues another token: repeating it is harmless.
+    responses.post(TOKEN_URL, status=503)
+    token(responses)
+    client.authenticate()
+    assert client.token_requests == 1 and client.http.retries_done == 1
+
+
+@responses.activate
+def test_the_enroll_post_is_retried_because_a_repeat_answers_already_exists(client):
+    token(responses)
+    responses.post(ENROLL_URL, status=502)
+    responses.post(
+        ENROLL_URL,
+        json={
+            "studentUsers": [
+                {"ImportUserId": "S1", "Code": 409, "Message": "Enrollment already exists"}
+            ]
+        },
+    )
+    result = client.enroll("ALG-101", students("S1"))
+    assert result.results[0].outcome is Outcome.ALREADY_ENROLLED
+
+
+@responses.activate
+def test_control_characters_in_vendor_messages_are_stripped(client):
+    token(responses)
+    responses.post(
+        ENROLL_URL,
+        status=400,
+        body=json.dumps(
+            {
+                "studentUsers": [
+                    {
+                        "ImportUserId": "S\u00001",
+                        "Code": 404,
+                        "Message": "User\u0000 doesn't\u0007 exist",
+                    }
+                ]
+            }
+        ),
+        content_type="application/json",
+    )
+    result = client.enroll("ALG-101", students("S1"))
+    assert result.results[0].message == "User doesn't exist"
+    assert result.results[0].error_class == ErrorClass.NOT_FOUND
+
+
+@responses.activate
+def test_a_classroom_404_and_a_withdraw_404_are_told_apart(client):
+    token(responses)
+    responses.get(f"{BASE}/classrooms/NOPE", status=404)
+    responses.delete(f"{BASE}/classrooms/ALG-101/students/S9", status=404)
+    with pytest.raises(ClassroomNotFound, match="NOPE"):
+        client.classroom("NOPE")
+    assert client.withdraw("ALG-101", "S9") is False

@@ -291,7 +291,7 @@ def test_student_page_runs_a_fixed_number_of_queries(
     client.force_login(mentor_a)
     url = reverse("cohorts:student", args=[cohort_a.pk, ids[2]])
     # Session, user, cohort, student, three frames, notes.
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(11):
         client.get(url)
     for n in range(3):
         MentorNote.objects.create(
@@ -301,7 +301,7 @@ def test_student_page_runs_a_fixed_number_of_queries(
             author_name="Mia",
             body=f"note {n}",
         )
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(11):
         client.get(url)
 
 

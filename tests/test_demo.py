@@ -91,3 +91,29 @@ def test_file_mail_writes_each_report_to_its_own_file(tmp_path):
     files = sorted(tmp_path.iterdir())
     assert len(files) == 4 and all(f.suffix == ".eml" for f in files)
     assert sum("Subject: Report 0" in f.read_text() for f in files) == 2
+
+
+def test_demo_seed_pulls_canvas_beside_openclass_and_one_student_shows_both(
+    openclass, canvas, settings, client
+):
+    from cohorts.models import Source, Student
+    from integrations.canvas.simulator import openclass_demo_email
+
+    openclass()
+    sim = canvas()
+    settings.OPENCLASS_REQUESTS_PER_SECOND = 0
+    settings.APEX_CLIENT_ID = ""
+    call_command("demo_seed")
+    canvas_cohorts = Cohort.objects.filter(source=Source.CANVAS)
+    assert canvas_cohorts.count() == 2  # Biology and Chemistry; World History is refused
+    bulk = Run.objects.filter(kind=RunKind.CANVAS_SYNC, params__mode="bulk").get()
+    assert bulk.status == RunStatus.PARTIAL and bulk.counts["succeeded"] == 2
+    assert all(c.sync_interval_hours == 6 for c in canvas_cohorts)
+    assert Schedule.objects.filter(name__startswith=SCHEDULE_PREFIX).count() == 5
+    records = Student.objects.filter(email__iexact=openclass_demo_email(sim.seed))
+    assert records.count() == 2 and len({r.person_id for r in records}) == 1
+    canvas_record = records.get(source=Source.CANVAS)
+    cohort = canvas_record.cohorts.order_by("name").first()
+    client.force_login(User.objects.get(username="admin"))
+    page = client.get(f"/cohorts/{cohort.pk}/students/{canvas_record.pk}/").content.decode()
+    assert "Software Development 1" in page and "In every cohort" in page

@@ -114,7 +114,7 @@ def test_the_student_page_says_they_left_and_when(
 ):
     client.force_login(mentor_a)
     url = reverse("cohorts:student", args=[cohort_a.pk, eve_left])
-    with django_assert_num_queries(8):  # as for any student
+    with django_assert_num_queries(11):  # as for any student
         response = client.get(url)
     page = response.content.decode()
     assert response.status_code == 200

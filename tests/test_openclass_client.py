@@ -123,7 +123,7 @@ def test_a_redirect_is_not_followed_so_the_token_stays_home(rsps):
     elsewhere = "https://elsewhere.example/v1/classes"
     rsps.add(responses.GET, CLASSES, status=302, headers={"Location": elsewhere})
     rsps.add(responses.GET, elsewhere, json=double({"data": []}, in_list=True))
-    with pytest.raises(VendorError):
+    with pytest.raises(VendorError, match="answered 302"):
         make_client().list_classes()
     assert [c.request.url for c in rsps.calls] == [LOGIN, CLASSES]
 
@@ -133,7 +133,7 @@ def test_login_is_retried_on_a_server_error(rsps):
     add_login(rsps)
     client = make_client()
     client.login()
-    assert client.retries_done == 1 and client.logins == 1
+    assert client.http.retries_done == 1 and client.logins == 1
 
 
 def test_refused_login_raises_auth_error(rsps):
@@ -347,8 +347,8 @@ def test_429_waits_as_long_as_retry_after_says(rsps):
     rsps.add(responses.GET, DETAIL, json=double(DETAIL_PAYLOAD))
     client = make_client()
     client.class_detail(CLASS_ID)
-    assert client.throttled == 1 and client.retries_done == 1
-    assert client.slept_seconds == 7.0
+    assert client.http.throttled == 1 and client.http.retries_done == 1
+    assert client.http.slept_seconds == 7.0
     assert len(rsps.calls) == 3
 
 
@@ -359,8 +359,8 @@ def test_retry_after_is_capped_at_120_seconds(rsps):
     rsps.add(responses.GET, DETAIL, json=double(DETAIL_PAYLOAD))
     client = make_client()
     client.class_detail(CLASS_ID)
-    assert client.retries_done == 2
-    assert client.slept_seconds == 240.0
+    assert client.http.retries_done == 2
+    assert client.http.slept_seconds == 240.0
 
 
 def test_retry_after_as_an_http_date(rsps):
@@ -373,7 +373,7 @@ def test_retry_after_as_an_http_date(rsps):
     rsps.add(responses.GET, DETAIL, json=double(DETAIL_PAYLOAD))
     client = make_client()
     client.class_detail(CLASS_ID)
-    assert 25 <= client.slept_seconds <= 30
+    assert 25 <= client.http.slept_seconds <= 30
 
 
 def test_a_connection_dropped_mid_body_is_retried(rsps):
@@ -383,7 +383,7 @@ def test_a_connection_dropped_mid_body_is_retried(rsps):
     rsps.add(responses.GET, DETAIL, json=double(DETAIL_PAYLOAD))
     client = make_client()
     assert client.class_detail(CLASS_ID).name == "Software Development 1"
-    assert client.retries_done == 1
+    assert client.http.retries_done == 1
 
 
 def test_a_connection_dropping_every_time_is_a_transient_error(rsps):
@@ -400,7 +400,7 @@ def test_500_is_retried(rsps):
     rsps.add(responses.GET, DETAIL, json=double(DETAIL_PAYLOAD))
     client = make_client()
     assert client.class_detail(CLASS_ID).name == "Software Development 1"
-    assert client.retries_done == 1
+    assert client.http.retries_done == 1
 
 
 def test_retries_run_out_as_a_transient_error(rsps):
@@ -477,6 +477,26 @@ def test_from_settings_reads_the_connection(settings, rsps):
     settings.HTTP_MAX_RETRIES = 1
     add_login(rsps)
     client = OpenClassClient.from_settings()
-    assert client.timeout == 12.5 and client.retry.max_retries == 1
+    assert client.http.timeout == 12.5 and client.http.retry.max_retries == 1
     client.login()
     assert "X-OpenClass-App-Id" not in rsps.calls[0].request.headers  # optional
+
+
+def test_control_characters_are_stripped_inside_the_double_encoded_payload(rsps):
+    # The payload is a JSON string inside JSON: its escapes only become characters when it
+    # is decoded a second time, so it is cleaned again there.
+    add_login(rsps)
+    record = progression()
+    record["user"]["first_name"] = "Ja\u0000ne\u001b"
+    record["assignment"]["name\u0000"] = "ignored key"
+    rsps.add(responses.GET, PROGRESSIONS, json=double(page_body([record])))
+    page = make_client().progression_page(CLASS_ID, 0, 2)
+    assert page.progressions[0].user.first_name == "Jane"
+
+
+def test_login_is_sent_once_when_it_is_refused(rsps):
+    rsps.add(responses.POST, LOGIN, status=401, json={"error": "Invalid email or password"})
+    add_login(rsps)
+    with pytest.raises(AuthError):
+        make_client().login()
+    assert len(rsps.calls) == 1

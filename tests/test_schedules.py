@@ -4,7 +4,14 @@ import pytest
 from django.core.management import call_command
 from django_q.models import Schedule
 
-from integrations.schedules import PREFIX, REAPER, TASK, schedule_name, schedules_sync
+from integrations.schedules import (
+    PREFIX,
+    REAPER,
+    RETENTION,
+    TASK,
+    schedule_name,
+    schedules_sync,
+)
 from notifications.schedules import SCHEDULES as NOTIFICATION_SCHEDULES
 
 pytestmark = pytest.mark.django_db
@@ -260,7 +267,7 @@ def test_an_old_openclass_schedule_is_renamed_not_duplicated(cohort_a, cohort_b,
     )
     call_command("setup_schedules")
     assert "0 created, 1 updated, 0 unchanged, 1 removed" in capsys.readouterr().out
-    kept = Schedule.objects.exclude(name__in=[REAPER, *NOTIFICATION_SCHEDULES]).get()
+    kept = Schedule.objects.exclude(name__in=[REAPER, RETENTION, *NOTIFICATION_SCHEDULES]).get()
     assert kept.pk == old.pk
     assert (kept.name, kept.func, kept.minutes) == (schedule_name(cohort_a.pk), TASK, 360)
     call_command("setup_schedules")
@@ -282,9 +289,8 @@ def test_an_old_schedule_beside_a_new_one_is_removed(cohort_a):
     )
     changes = schedules_sync()
     assert (changes.removed, changes.unchanged) == (1, 1)
-    assert Schedule.objects.exclude(
-        name__in=[REAPER, *NOTIFICATION_SCHEDULES]
-    ).get().name == schedule_name(cohort_a.pk)
+    others = Schedule.objects.exclude(name__in=[REAPER, RETENTION, *NOTIFICATION_SCHEDULES])
+    assert others.get().name == schedule_name(cohort_a.pk)
 
 
 def test_the_admin_says_when_a_cohort_cannot_be_scheduled(

@@ -8,15 +8,15 @@ redactor and never printed or logged.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import requests
 from django.conf import settings
@@ -29,9 +29,13 @@ from integrations.http import (
     MalformedResponse,
     NotFoundError,
     RetryPolicy,
+    VendorError,
+    decode_json,
+    default_classify,
+    describe,
+    loads_clean,
     redact,
     register_secret,
-    retry_policy_from_settings,
 )
 from reports.constants import ErrorClass
 
@@ -100,10 +104,70 @@ def classify(code: int | None, message: str) -> tuple[Outcome, str]:
 
 
 def _json(body: bytes) -> Any:
+    """The body's JSON with its strings cleaned (integrations.http.loads_clean), or None.
+
+    Lenient on purpose: a 2xx enroll answer without a JSON body means the whole batch went
+    through (vendor-contracts.md §1)."""
     try:
-        return json.loads(body or b"null")
-    except ValueError:
+        return loads_clean(body or b"null")
+    except (ValueError, UnicodeDecodeError):
         return None
+
+
+_CLASSROOM_PATH = re.compile(r"/classrooms/([^/]+)(/students(/[^/]+)?)?$")
+
+
+def classify_response(response: requests.Response) -> VendorError | None:
+    """APEX's response classifier (vendor-contracts.md §1), used on every call.
+
+    429 and 5xx are retried (default_classify). A refused token request names the
+    settings; a 401 on a call is an AuthError with status 401, on which the client renews
+    its token once. An answer carrying per-student results (`studentUsers`) is handed back
+    whatever its status: parse_enroll_response reads each student's outcome. A 404 on a
+    classroom is ClassroomNotFound; any other non-2xx is a malformed response.
+    """
+    error = default_classify(response, VENDOR)
+    status = response.status_code
+    if error is not None or 200 <= status < 300:
+        return error
+    call = describe(response)
+    body = response.content[:500].decode("utf-8", "replace")
+    if call.endswith("/token"):
+        if status in (400, 401, 403):
+            return AuthError(
+                f"APEX refused the client credentials (HTTP {status}); "
+                "check APEX_CLIENT_ID and APEX_CLIENT_SECRET",
+                status=status,
+            )
+        return MalformedResponse(
+            f"APEX token response (HTTP {status}) has no access_token", status=status, body=body
+        )
+    if status == 401:  # the client renews its token once on this
+        return AuthError("APEX refused the access token (HTTP 401)", status=401)
+    data = _json(response.content)
+    if isinstance(data, dict) and isinstance(data.get("studentUsers"), list):
+        return None
+    if status == 403:
+        return AuthError("APEX refused the request (HTTP 403)", status=403)
+    match = _CLASSROOM_PATH.search(call)
+    if status == 404 and match:
+        classroom = unquote(match.group(1))
+        if match.group(3):  # DELETE .../students/{id}: that student is not enrolled
+            return NotFoundError(f"APEX: {call} was not found (HTTP 404)", status=404, body=body)
+        return ClassroomNotFound(
+            f"Classroom {classroom!r} does not exist in APEX (HTTP 404); check the "
+            "ClassroomName (its ImportClassroomId).",
+            status=404,
+            body=body,
+        )
+    if match and match.group(2) and response.request.method == "POST":
+        # vendor-contracts.md §1: an error body without studentUsers is a malformed response.
+        return MalformedResponse(
+            f"APEX answered HTTP {status} without per-student results (studentUsers)",
+            status=status,
+            body=body,
+        )
+    return MalformedResponse(f"APEX answered HTTP {status} to {call}", status=status, body=body)
 
 
 def _int(value: Any) -> int | None:
@@ -181,7 +245,7 @@ class ApexClient:
         base_url: str,
         client_id: str,
         client_secret: str,
-        timeout: float = 30.0,
+        timeout: float | None = None,
         retry: RetryPolicy | None = None,
         rate_per_second: float = 0.0,
         pool_size: int = 10,
@@ -194,13 +258,14 @@ class ApexClient:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 2))
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        self.http = HttpClient(
-            base_url,
-            timeout=timeout,
-            retry=retry or RetryPolicy(),
+        self.http = HttpClient.from_settings(
+            vendor=VENDOR,
+            base_url=base_url,
             rate_per_second=rate_per_second,
             headers={"Accept": "application/json"},
-            vendor=VENDOR,
+            classify=classify_response,
+            timeout=timeout,
+            retry=retry,
             session=session,
         )
         self._clock = clock
@@ -218,8 +283,6 @@ class ApexClient:
             base_url=values["APEX_BASE_URL"],
             client_id=values["APEX_CLIENT_ID"],
             client_secret=values["APEX_CLIENT_SECRET"],
-            timeout=settings.HTTP_TIMEOUT_SECONDS,
-            retry=retry_policy_from_settings(),
             rate_per_second=settings.APEX_REQUESTS_PER_SECOND,
             pool_size=settings.APEX_CONCURRENCY + 2,
         )
@@ -248,9 +311,13 @@ class ApexClient:
 
     def _fetch_token(self) -> None:
         self.token_requests += 1
+        # idempotent=True: a client-credentials grant only issues one more short-lived token;
+        # a repeat creates nothing in APEX and changes no state a later call depends on.
+        # Refused credentials (400/401/403) are permanent and sent once.
         response = self.http.request(
             "POST",
             "/token",
+            idempotent=True,
             json={
                 "grant_type": "client_credentials",
                 "client_id": self._client_id,
@@ -259,15 +326,9 @@ class ApexClient:
             # vendor-contracts.md §1: the known live client sends the pair as Basic auth too.
             auth=(self._client_id, self._client_secret),
         )
-        if response.status_code in (400, 401, 403):
-            raise AuthError(
-                f"APEX refused the client credentials (HTTP {response.status_code}); "
-                "check APEX_CLIENT_ID and APEX_CLIENT_SECRET",
-                status=response.status_code,
-            )
         data = _json(response.content)
         token = data.get("access_token") if isinstance(data, dict) else None
-        if response.status_code >= 300 or not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not token:
             raise MalformedResponse(
                 f"APEX token response (HTTP {response.status_code}) has no access_token",
                 status=response.status_code,
@@ -284,18 +345,33 @@ class ApexClient:
         logger.info("APEX token obtained, valid for %ss", int(seconds))
 
     # -- calls ---------------------------------------------------------------------
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _call(
+        self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> requests.Response:
         token = self._current_token()
-        response = self.http.request(method, path, headers=self._headers(token), **kwargs)
-        if response.status_code != 401:
-            return response
+        try:
+            return self._send(method, path, token, idempotent, kwargs)
+        except AuthError as exc:
+            if exc.status != 401:
+                raise
         logger.info("APEX answered 401; renewing the token once")
         self._discard_token(token)
         token = self._current_token()
-        response = self.http.request(method, path, headers=self._headers(token), **kwargs)
-        if response.status_code == 401:
-            raise AuthError("APEX refused a freshly issued access token (HTTP 401)", status=401)
-        return response
+        try:
+            return self._send(method, path, token, idempotent, kwargs)
+        except AuthError as exc:
+            if exc.status != 401:
+                raise
+            raise AuthError(
+                "APEX refused a freshly issued access token (HTTP 401)", status=401
+            ) from None
+
+    def _send(
+        self, method: str, path: str, token: str, idempotent: bool | None, kwargs: dict
+    ) -> requests.Response:
+        return self.http.request(
+            method, path, idempotent=idempotent, headers=self._headers(token), **kwargs
+        )
 
     @staticmethod
     def _headers(token: str) -> dict[str, str]:
@@ -306,20 +382,18 @@ class ApexClient:
         body = {
             "studentUsers": [{"ImportUserId": s.user_id, "ImportOrgId": s.org_id} for s in students]
         }
-        # Retrying this POST (429/5xx, lost responses) is safe only because APEX answers a
-        # repeated enrollment with "Enrollment already exists" (vendor-contracts.md §1),
-        # which counts as done: a retry cannot enroll anyone twice.
-        response = self._call("POST", f"/classrooms/{_segment(classroom_id)}/students", json=body)
+        # idempotent=True: retrying this POST (429/5xx, lost responses) is safe only because
+        # APEX answers a repeated enrollment with "Enrollment already exists"
+        # (vendor-contracts.md §1), which counts as done: a retry cannot enroll anyone twice.
+        response = self._call(
+            "POST", f"/classrooms/{_segment(classroom_id)}/students", idempotent=True, json=body
+        )
         return parse_enroll_response(classroom_id, students, response.status_code, response.content)
 
     def classroom(self, classroom_id: str) -> dict[str, Any]:
         response = self._call("GET", f"/classrooms/{_segment(classroom_id)}")
-        if response.status_code == 404:
-            raise ClassroomNotFound(
-                f"Classroom {classroom_id!r} does not exist in APEX", status=404
-            )
-        data = _json(response.content)
-        if response.status_code >= 300 or not isinstance(data, dict):
+        data = decode_json(response, VENDOR)
+        if not isinstance(data, dict):
             raise MalformedResponse(
                 f"APEX classroom response (HTTP {response.status_code}) is not an object",
                 status=response.status_code,
@@ -328,16 +402,12 @@ class ApexClient:
 
     def withdraw(self, classroom_id: str, user_id: str) -> bool:
         """Withdraw a student; False when they were not enrolled."""
-        response = self._call(
-            "DELETE", f"/classrooms/{_segment(classroom_id)}/students/{_segment(user_id)}"
-        )
-        if response.status_code == 404:
-            return False
-        if response.status_code >= 300:
-            raise MalformedResponse(
-                f"APEX answered HTTP {response.status_code} to a withdrawal",
-                status=response.status_code,
+        try:
+            self._call(
+                "DELETE", f"/classrooms/{_segment(classroom_id)}/students/{_segment(user_id)}"
             )
+        except NotFoundError:
+            return False
         return True
 
 

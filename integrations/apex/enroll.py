@@ -15,6 +15,7 @@ as already enrolled, so nothing is enrolled twice and every row ends with one ou
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import os
@@ -126,6 +127,12 @@ def apex_resume_problem(run: Run) -> str | None:
         return f"Run {run.pk} is a dry run: it sent nothing, so there is nothing to resume."
     if not run.params.get("roster_id"):
         return f"Run {run.pk} has no stored roster to resume from."
+    if run.items_pruned_at:
+        # Resuming skips the rows its items record as done; without them it would resend all.
+        return (
+            f"Run {run.pk}'s items were pruned on {run.items_pruned_at:%Y-%m-%d} (retention); "
+            "run the file again instead."
+        )
     if run.status in (RunStatus.QUEUED, RunStatus.RUNNING):
         # The same threshold as the run reaper (integrations.tasks.runs_reap), which
         # re-queues such runs by itself; a resume by hand just need not wait for it.
@@ -378,7 +385,9 @@ def _send_all(
         pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="apex-enroll")
         try:
             for classroom, rows in pending.items():
-                pool.submit(_classroom_worker, client, classroom, rows, batch_size, out, stop)
+                # copy_context: the worker's log lines carry the run (integrations.logs).
+                worker_args = (client, classroom, rows, batch_size, out, stop)
+                pool.submit(contextvars.copy_context().run, _classroom_worker, *worker_args)
             remaining = len(pending)
             fatal: BaseException | None = None
             while remaining:

@@ -12,7 +12,6 @@ failing its whole page.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterator
@@ -31,13 +30,16 @@ from integrations.http import (
     MalformedResponse,
     NotFoundError,
     VendorError,
-    redact,
+    decode_json,
+    default_classify,
+    describe,
+    loads_clean,
     register_secret,
-    retry_policy_from_settings,
 )
 
 logger = logging.getLogger("integrations.openclass")
 
+VENDOR = "OpenClass"
 LOGIN_PATH = "/v1/auth/login"
 # The longest external id the cohorts tables hold; a longer "id" is not an OpenClass id.
 MAX_ID_LENGTH = 100
@@ -149,7 +151,8 @@ def unwrap(body: Any, *, what: str) -> dict[str, Any]:
         objects = objects[0]
     if isinstance(objects, str):
         try:
-            objects = json.loads(objects)
+            # A string inside the JSON: decode_json cleaned its text, not what it encodes.
+            objects = loads_clean(objects)
         except ValueError:
             raise MalformedResponse(
                 f"OpenClass: {what} has a result.objects string that is not JSON"
@@ -344,7 +347,37 @@ def parse_classes(payload: dict[str, Any]) -> list[OpenClassClass]:
 
 
 # --- Client ---------------------------------------------------------------------------
-class OpenClassClient(HttpClient):
+def classify_response(response: requests.Response) -> VendorError | None:
+    """OpenClass's response classifier (contract section 2), used on every call.
+
+    429 and 5xx are retried (default_classify); a refused login names the settings to
+    check; a 401 on a call is an AuthError with status 401, on which the client signs in
+    again once; 403, 404 and any other non-2xx (a redirect included: it is never followed)
+    are permanent errors naming the call.
+    """
+    error = default_classify(response, VENDOR)
+    status = response.status_code
+    if error is not None or 200 <= status < 300:
+        return error
+    call = describe(response)
+    body = response.text
+    if call.endswith(LOGIN_PATH) and status in (401, 403):
+        check = "OPENCLASS_EMAIL and OPENCLASS_PASSWORD"
+        if status == 403:  # e.g. an app id the API does not know
+            check = "OPENCLASS_EMAIL, OPENCLASS_PASSWORD and OPENCLASS_APP_ID"
+        return AuthError(
+            f"OpenClass refused the login ({status}); check {check}", status=status, body=body
+        )
+    if status == 401:
+        return AuthError(f"OpenClass refused the token on {call} (401)", status=401, body=body)
+    if status == 403:
+        return AuthError(f"OpenClass refused access to {call} (403)", status=403, body=body)
+    if status == 404:
+        return NotFoundError(f"OpenClass: {call} was not found (404)", status=404, body=body)
+    return VendorError(f"OpenClass: {call} answered {status}", status=status, body=body)
+
+
+class OpenClassClient:
     def __init__(
         self,
         base_url: str,
@@ -355,9 +388,10 @@ class OpenClassClient(HttpClient):
         origin: str = "",
         **http: Any,
     ) -> None:
-        http.setdefault("vendor", "OpenClass")
-        super().__init__(base_url, **http)
         register_secret(password)
+        self.http = HttpClient.from_settings(
+            vendor=VENDOR, base_url=base_url, classify=classify_response, **http
+        )
         self.email = email
         self._password = password
         self.app_id = app_id
@@ -380,8 +414,6 @@ class OpenClassClient(HttpClient):
             password=values["OPENCLASS_PASSWORD"],
             app_id=str(getattr(settings, "OPENCLASS_APP_ID", "") or "").strip(),
             origin=str(getattr(settings, "OPENCLASS_ORIGIN", "") or "").strip(),
-            timeout=settings.HTTP_TIMEOUT_SECONDS,
-            retry=retry_policy_from_settings(),
             rate_per_second=settings.OPENCLASS_REQUESTS_PER_SECOND,
         )
 
@@ -395,10 +427,14 @@ class OpenClassClient(HttpClient):
         if self.app_id:
             headers["X-OpenClass-App-Id"] = self.app_id
         # Form-encoded, with the empty invite codes the web app sends (contract section 2).
-        # A login changes nothing at the vendor, so HttpClient may retry this POST.
-        response = self.request(
+        # idempotent=True: a repeated sign-in only issues another token; it creates and
+        # changes nothing we sync. Only 429, 5xx and network failures are retried; a
+        # refusal (401/403) is permanent and sent once, so a retry never adds failed
+        # attempts towards a lockout of the mentor's account.
+        response = self.http.request(
             "POST",
             LOGIN_PATH,
+            idempotent=True,
             data={
                 "email": self.email,
                 "password": self._password,
@@ -409,22 +445,7 @@ class OpenClassClient(HttpClient):
             headers=headers,
         )
         self.logins += 1
-        if response.status_code in (401, 403):
-            check = "OPENCLASS_EMAIL and OPENCLASS_PASSWORD"
-            if response.status_code == 403:  # e.g. an app id the API does not know
-                check = "OPENCLASS_EMAIL, OPENCLASS_PASSWORD and OPENCLASS_APP_ID"
-            raise AuthError(
-                f"OpenClass refused the login ({response.status_code}); check {check}",
-                status=response.status_code,
-                body=redact(response.text),
-            )
-        if not response.ok:
-            raise VendorError(
-                f"OpenClass: login answered {response.status_code}",
-                status=response.status_code,
-                body=redact(response.text),
-            )
-        body = self._json(response, "the login response")
+        body = decode_json(response, VENDOR)
         result = body.get("result") if isinstance(body, dict) else None
         token = result.get("token") if isinstance(result, dict) else None
         if token is None and isinstance(body, dict):
@@ -440,43 +461,27 @@ class OpenClassClient(HttpClient):
         """GET with the token; a 401 signs in again once and repeats the call."""
         if not self._token:
             self.login()
-        for attempt in (1, 2):
-            # The token goes in a header literally named `bearer` (contract section 2).
-            response = self.request("GET", path, params=params, headers={"bearer": self._token})
-            if response.status_code != 401:
-                break
-            if attempt == 2:
-                raise AuthError(
-                    f"OpenClass refused a fresh token on {what} (401)",
-                    status=401,
-                    body=redact(response.text),
-                )
+        try:
+            response = self._send_get(path, params)
+        except AuthError as exc:
+            if exc.status != 401:
+                raise
             logger.info("OpenClass refused the token on %s (401); signing in again", what)
             self._token = ""
             self.login()
-        if response.status_code == 404:
-            raise NotFoundError(f"OpenClass: {what} was not found (404)", status=404)
-        if response.status_code == 403:
-            raise AuthError(
-                f"OpenClass refused access to {what} (403)",
-                status=403,
-                body=redact(response.text),
-            )
-        if not response.ok:
-            raise VendorError(
-                f"OpenClass: {what} answered {response.status_code}",
-                status=response.status_code,
-                body=redact(response.text),
-            )
-        return unwrap(self._json(response, what), what=what)
+            try:
+                response = self._send_get(path, params)
+            except AuthError as again:
+                if again.status != 401:
+                    raise
+                raise AuthError(
+                    f"OpenClass refused a fresh token on {what} (401)", status=401, body=again.body
+                ) from None
+        return unwrap(decode_json(response, VENDOR), what=what)
 
-    def _json(self, response: requests.Response, what: str) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise MalformedResponse(
-                f"OpenClass: {what} is not JSON", status=response.status_code
-            ) from None
+    def _send_get(self, path: str, params: dict[str, Any] | None) -> requests.Response:
+        # The token goes in a header literally named `bearer` (contract section 2).
+        return self.http.request("GET", path, params=params, headers={"bearer": self._token})
 
     def list_classes(self) -> list[OpenClassClass]:
         return parse_classes(self._get("/v1/classes", what="the class list"))

@@ -107,6 +107,7 @@ class Command(BaseCommand):
             f"  Mentor    {DEMO_USERS['mentor'][0]} / {DEMO_USERS['mentor'][1]}  (their cohorts)",
             f"  Emails    {mail_dir}/",
             f"  APEX      upload {DEMO_ROSTER} at {site_url}/integrations/apex/",
+            f"  Canvas    pull courses at {site_url}/integrations/canvas/",
         ]
         for name, server in servers.items():
             lines.append(f"  Simulator {name:<10} {server.base_url}")

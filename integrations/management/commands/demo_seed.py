@@ -57,6 +57,8 @@ class Command(BaseCommand):
             run = job_execute(run.pk)
             counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
             self.stderr.write(f"  pulled {cohort.name}: {run.status} {counts}")
+        if settings.CANVAS_BASE_URL and settings.CANVAS_TOKEN:
+            self._canvas(admin, mentor)
         # After the first pulls, so each schedule's first run is one interval after its
         # pull, not a re-pull of every cohort a minute after the demo starts.
         self._schedules()
@@ -73,6 +75,24 @@ class Command(BaseCommand):
             f"  schedules: {changes.created} created, {changes.updated} updated, "
             f"{changes.unchanged} unchanged"
         )
+
+    def _canvas(self, admin: User, mentor: User) -> None:
+        """One bulk pull of the account's available courses, so Canvas cohorts sit beside
+        the OpenClass ones (one course fails on permission: its retry is on the run page)."""
+        from integrations.canvas.pull import canvas_params_for, canvas_run_create
+
+        run = canvas_run_create(
+            params=canvas_params_for(all_courses=True), triggered_by="system:demo", user=admin
+        )
+        run = job_execute(run.pk)
+        counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
+        self.stderr.write(f"  pulled Canvas courses: {run.status} {counts}")
+        canvas = Cohort.objects.filter(source=Source.CANVAS)
+        canvas.filter(sync_interval_hours=None).update(sync_interval_hours=6)
+        first = canvas.order_by("external_id").first()
+        if first is not None:
+            first.mentors.add(mentor)
+        schedules_sync()
 
     def _user(self, key: str, *, staff: bool) -> User:
         username, password, full_name = DEMO_USERS[key]
