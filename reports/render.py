@@ -233,6 +233,37 @@ def run_links(run: Run, *, absolute: bool = True) -> list[dict[str, str]]:
     return links
 
 
+# A run that touched many cohorts (a bulk pull) links this many of them, from its items.
+ITEM_LINKS = 20
+
+
+def item_links(run: Run, *, absolute: bool = True) -> list[dict[str, str]]:
+    """The cohorts a run's items name (`data.cohort_id`), e.g. each course of a bulk
+    Canvas pull; empty when the run's own parameters name its cohort."""
+    if (run.params or {}).get("cohort_id"):
+        return []
+    site = settings.SITE_URL if absolute else ""
+    rows = (
+        run.items.filter(data__has_key="cohort_id")
+        .order_by("seq", "id")
+        .values_list("label", "key", "data")[:ITEM_LINKS]
+    )
+    links, seen = [], set()
+    for label, key, data in rows:
+        cohort_id = (data or {}).get("cohort_id")
+        if not isinstance(cohort_id, int) or cohort_id in seen:
+            continue
+        seen.add(cohort_id)
+        links.append(
+            {
+                "label": "Cohort",
+                "text": label or key or f"Cohort {cohort_id}",
+                "url": site + reverse("cohorts:detail", args=[cohort_id]),
+            }
+        )
+    return links
+
+
 def subject_url(run: Run) -> str:
     """Where the runs list's subject points: the thing the run touched, else the run."""
     links = run_links(run, absolute=False)
@@ -295,7 +326,7 @@ def run_report(run: Run, *, failure_limit: int = EMAIL_FAILURE_LIMIT) -> dict[st
         "error_class": run.error_class,
         "error_class_label": error_labels.get(run.error_class, run.error_class),
         "run_url": run_url(run),
-        "links": run_links(run),
+        "links": run_links(run) + item_links(run),
         "failures_csv_url": settings.SITE_URL + reverse("reports:failures_csv", args=[run.pk]),
         **run_changes_context(run),
     }

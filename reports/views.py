@@ -21,6 +21,7 @@ from reports.render import (
     count_rows,
     counts_summary,
     format_duration,
+    item_links,
     run_links,
     run_report,
     run_title,
@@ -125,7 +126,8 @@ def run_detail(request, pk: int):
         items_page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
         # The page lists failures in the items table, so the report needs none of its own.
         context.update(run_report(run, failure_limit=0))
-        context["links"] = run_links(run, absolute=False)  # the page links within the site
+        # The page links within the site.
+        context["links"] = run_links(run, absolute=False) + item_links(run, absolute=False)
         context.update(
             {
                 "failures_only": failures_only,

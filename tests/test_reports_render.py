@@ -236,3 +236,21 @@ def test_report_links_the_cohort_and_the_file(run_factory):
 def test_only_an_apex_run_links_the_apex_preview(run_factory):
     titan = run_factory(kind=RunKind.TITAN_SYNC, subject="t.csv", params={"roster_id": 3})
     assert run_report(titan)["links"] == []
+
+
+def test_a_bulk_run_links_each_cohort_its_items_name(run_factory):
+    run = run_factory(
+        kind=RunKind.CANVAS_SYNC,
+        subject="Canvas: available courses",
+        params={"mode": "bulk"},
+        items=[
+            {"key": "101", "label": "Biology", "outcome": "course", "data": {"cohort_id": 4}},
+            {"key": "102", "label": "Chemistry", "outcome": "course", "data": {"cohort_id": 5}},
+            {"key": "103", "label": "History", "outcome": "failed", "error_class": "auth"},
+        ],
+    )
+    links = run_report(run)["links"]
+    assert [(link["text"], link["url"]) for link in links] == [
+        ("Biology", "http://127.0.0.1:8000/cohorts/4/"),
+        ("Chemistry", "http://127.0.0.1:8000/cohorts/5/"),
+    ]
