@@ -121,6 +121,23 @@ def outcome_label(code: str) -> str:
     return OUTCOME_LABELS.get(code, (code or "").replace("_", " "))
 
 
+_TRIGGERS = {
+    "user": "{name}, from a page",
+    "cli": "{name}, from the command line",
+    "schedule": "the schedule {name}",
+    "system": "Classbridge ({name})",
+}
+
+
+def trigger_words(triggered_by: str) -> str:
+    """Who started a run, in words: "user:ada" → "ada, from a page"."""
+    prefix, _, name = (triggered_by or "").partition(":")
+    template = _TRIGGERS.get(prefix)
+    if template is None or not name:
+        return triggered_by
+    return template.format(name=name)
+
+
 def status_label(run: Run) -> str:
     status = RunStatus(run.status)
     if run.dry_run and status in DRY_RUN_LABELS:
@@ -305,7 +322,7 @@ def run_report(run: Run, *, failure_limit: int = EMAIL_FAILURE_LIMIT) -> dict[st
         "headline": headline,
         "dry_run": run.dry_run,
         "subject": run.subject,
-        "triggered_by": run.triggered_by,
+        "triggered_by": trigger_words(run.triggered_by),
         "user_email": run.user.email if run.user_id and run.user else "",
         "created_at": run.created_at,
         "started_at": run.started_at,

@@ -55,7 +55,7 @@ def test_succeeded_run(run_factory):
         "[Classbridge] OpenClass pull of Cohort A: succeeded (3 created)"
     )
     assert "Succeeded: Finished, and every item went through." in text
-    assert "Triggered by:  user:ada" in text
+    assert "Started by:    ada, from a page" in text and "user:ada" not in text
     assert "(exit status 0)" in text
     assert "Duration:      12 s" in text
     assert "created" in text and "fetch" in text
@@ -254,3 +254,13 @@ def test_a_bulk_run_links_each_cohort_its_items_name(run_factory):
         ("Biology", "http://127.0.0.1:8000/cohorts/4/"),
         ("Chemistry", "http://127.0.0.1:8000/cohorts/5/"),
     ]
+
+
+def test_who_started_a_run_in_words():
+    from reports.render import trigger_words
+
+    assert trigger_words("user:ada") == "ada, from a page"
+    assert trigger_words("cli:ops") == "ops, from the command line"
+    assert trigger_words("schedule:cohort-pull-3") == "the schedule cohort-pull-3"
+    assert trigger_words("system:demo") == "Classbridge (demo)"
+    assert trigger_words("something else") == "something else"

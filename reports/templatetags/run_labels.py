@@ -3,7 +3,7 @@
 from django import template
 
 from reports.constants import ErrorClass
-from reports.render import outcome_label, status_label
+from reports.render import outcome_label, status_label, trigger_words
 
 register = template.Library()
 
@@ -23,3 +23,8 @@ def outcome_words(code: str) -> str:
 @register.filter
 def error_words(code: str) -> str:
     return str(_ERROR_LABELS.get(code, (code or "").replace("_", " ")))
+
+
+@register.filter
+def trigger(triggered_by: str) -> str:
+    return trigger_words(triggered_by)
