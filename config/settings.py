@@ -235,6 +235,9 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+# A monitor or load balancer probes /healthz over plain HTTP behind a TLS-terminating
+# proxy; a redirect to HTTPS would read as "down".
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
@@ -400,6 +403,14 @@ HTTP_RETRY_SLEEP = env.bool("HTTP_RETRY_SLEEP", default=True)
 # worker) and re-queued to resume, at most RUN_MAX_RESUMES times.
 RUN_STALE_SECONDS = env.int("RUN_STALE_SECONDS", default=900)
 RUN_MAX_RESUMES = env.int("RUN_MAX_RESUMES", default=2)
+# A queued run with no task behind it in the broker after this long (a lost task: broker
+# restarted, enqueue failed after commit) gets its task queued again by the reaper, at
+# most RUN_MAX_TASK_REQUEUES times; then it is failed with the reason.
+RUN_QUEUED_STALE_SECONDS = env.int("RUN_QUEUED_STALE_SECONDS", default=600)
+RUN_MAX_TASK_REQUEUES = env.int("RUN_MAX_TASK_REQUEUES", default=3)
+# /healthz reports the queue down when tasks wait and no worker has been seen (heartbeat
+# task, or a running job's progress) for this long.
+QUEUE_WORKER_STALE_SECONDS = env.int("QUEUE_WORKER_STALE_SECONDS", default=300)
 # Retention, in days (0: keep forever), applied daily by integrations.retention: stored
 # rosters, the items of finished runs (the run, its counts and message stay) and mail
 # captured by filemail://.

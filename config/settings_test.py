@@ -6,6 +6,8 @@ os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("Q_SYNC", "true")
 os.environ.setdefault("EMAIL_URL", "consolemail://")
 
+from pathlib import Path
+
 from config.settings import *  # noqa: F403
 from config.settings import STATIC_ROOT, STORAGES
 
@@ -23,3 +25,13 @@ HTTP_RETRY_SLEEP = False
 # whitenoise warns when STATIC_ROOT is missing; tests serve static files from the finders.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True
+# A file, not SQLite's shared-cache memory database: there, concurrent connections get
+# "database table is locked" at once instead of waiting, so tests of real concurrency
+# (two requests at the same moment, two workers on one run) could not run as deployed.
+# One file per process (xdist workers and parallel runs never share one).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.gettempdir()) / f"classbridge-test-{os.getpid()}.sqlite3")
+    }

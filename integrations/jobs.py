@@ -9,6 +9,7 @@ status and sends the report.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from integrations.http import ConfigError, VendorError, redact
 from integrations.logs import job_log_context
 from integrations.registry import Resume
 from reports.models import ErrorClass, Run, RunStatus
-from reports.services import RunTracker, run_claim
+from reports.services import RunLeaseLost, RunTracker, run_claim
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +34,31 @@ class HeldByGuardrail(Exception):
     """A guardrail held the job before anything was sent. Status `held`."""
 
 
+def _stops_quietly_when_the_lease_is_lost(execute):
+    """A worker whose run was re-queued (reaper, or a resume by hand) and perhaps claimed
+    elsewhere gets `RunLeaseLost` from its next write: it stops there, logs it, and
+    touches the run no more (no after-finish hook, no report)."""
+
+    @functools.wraps(execute)
+    def wrapper(run_id: int, **kwargs) -> Run | None:
+        try:
+            return execute(run_id, **kwargs)
+        except RunLeaseLost as exc:
+            logger.warning("%s; this worker stops", exc)
+            return None
+
+    return wrapper
+
+
+@_stops_quietly_when_the_lease_is_lost
 def job_execute(
     run_id: int,
     *,
     on_progress: Callable[[Run], None] | None = None,
     send_report: bool = True,
 ) -> Run | None:
-    """Run the job of a queued run. Returns None when another worker already took it."""
+    """Run the job of a queued run. Returns None when another worker already took it, or
+    took it over meanwhile."""
     run = run_claim(run_id=run_id)
     if run is None:
         logger.info("run %s was not queued any more; duplicate delivery ignored", run_id)
@@ -92,7 +111,9 @@ def _reset_for_restart(run: Run) -> None:
     run.stage_timings = {}
     run.progress_done = 0
     run.progress_total = None
-    run.save(update_fields=["counts", "stage_timings", "progress_done", "progress_total"])
+    Run.objects.filter(pk=run.pk, lease=run.lease).update(
+        counts={}, stage_timings={}, progress_done=0, progress_total=None
+    )
 
 
 def _after_finish(run: Run) -> None:

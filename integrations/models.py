@@ -34,3 +34,17 @@ class RosterUpload(models.Model):
     @property
     def path(self) -> Path:
         return Path(settings.DATA_DIR) / "rosters" / f"{self.sha256}.csv"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last time a task worker on this host ran the heartbeat task (scheduled every
+    minute by setup_schedules). /healthz reads it: the database broker's ping() always
+    answers yes, and django-q2's cluster statistics live in Redis or in the cache (not
+    shared between processes by default), so the database is the one place every broker
+    shares."""
+
+    host = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.host} {self.seen_at:%Y-%m-%d %H:%M:%S}"

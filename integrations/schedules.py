@@ -28,6 +28,7 @@ TASK = "integrations.tasks.cohort_pull_scheduled"
 # such rows are renamed (kept, not duplicated) by the next schedules_sync().
 LEGACY_PREFIX = "classbridge:openclass-pull:cohort-"
 REAPER = "classbridge:runs-reap"
+HEARTBEAT = "classbridge:worker-heartbeat"
 RETENTION = "classbridge:retention-prune"
 
 
@@ -55,6 +56,17 @@ def schedules_sync() -> ScheduleChanges:
             "schedule_type": Schedule.MINUTES,
             "minutes": 5,
             "repeats": -1,
+        },
+    )
+    Schedule.objects.update_or_create(
+        name=HEARTBEAT,
+        defaults={
+            "func": "integrations.tasks.worker_heartbeat",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+            # Not kept among the task results: one a minute would crowd out the runs'.
+            "kwargs": "q_options={'save': False}",
         },
     )
     notification_schedules_sync()  # mentor digests and stale-data alerts

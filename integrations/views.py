@@ -17,21 +17,21 @@ from integrations.apex.enroll import (
     ResumeRefused,
     apex_error_log_rows,
     apex_resume_problem,
-    apex_run_create,
     apex_run_resume,
+    apex_run_start,
 )
 from integrations.apex.roster import RosterRefused, roster_read
 from integrations.config import require
 from integrations.forms import EnrollConfirmForm, RosterUploadForm
 from integrations.http import ConfigError
 from integrations.models import RosterUpload
-from integrations.openclass.pull import openclass_run_for_cohort
+from integrations.openclass.pull import openclass_lock_key, openclass_run_for_cohort
 from integrations.rosters import roster_store
 from integrations.tasks import enqueue_run
 from reports.access import staff_required
 from reports.csvexport import csv_response
 from reports.models import Run, RunKind, RunStatus
-from reports.services import run_active_for
+from reports.services import run_active_for, run_live_for
 
 PREVIEW_PROBLEMS = 200
 RECENT_RUNS = 10
@@ -45,9 +45,7 @@ def openclass_sync_now(request, pk: int):
         cohort_id=cohort.pk, triggered_by=f"user:{request.user.get_username()}", user=request.user
     )
     if run is None:
-        active = run_active_for(
-            kind=RunKind.OPENCLASS_SYNC, subject_key="class_id", value=cohort.external_id
-        )
+        active = run_live_for(lock_key=openclass_lock_key(cohort.external_id))
         messages.info(request, "A pull of this cohort is already under way.")
         return (
             redirect("reports:detail", active.pk)
@@ -159,13 +157,12 @@ def apex_confirm(request, pk: int):
     form = EnrollConfirmForm(request.POST)
     dry_run = bool(form.is_valid() and form.cleaned_data["dry_run"])
     with transaction.atomic():
-        active = run_active_for(kind=RunKind.APEX_ENROLL, subject_key="roster_id", value=pk)
-        if active is not None:
-            messages.info(request, f"Run #{active.pk} of this file is already under way.")
-            return redirect("reports:detail", active.pk)
-        run = apex_run_create(
+        run, created = apex_run_start(
             upload=upload, dry_run=dry_run, triggered_by=_user_label(request), user=request.user
         )
+        if not created:
+            messages.info(request, f"Run #{run.pk} of this file is already under way.")
+            return redirect("reports:detail", run.pk)
         enqueue_run(run.pk)
     what = "Dry run" if dry_run else "Enrollment"
     messages.success(request, f"{what} of {upload.original_name} queued.")

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from reports.constants import ErrorClass
 
@@ -22,6 +23,9 @@ class RunStatus(models.TextChoices):
     HELD = "held", "Held by a guardrail"
     INVALID = "invalid", "Invalid input"
 
+
+# A run in one of these is live: it holds its lock_key (one live run per key).
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
 
 FINISHED_STATUSES = frozenset(
     {RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED, RunStatus.HELD, RunStatus.INVALID}
@@ -77,10 +81,40 @@ class Run(models.Model):
     items_pruned_at = models.DateTimeField(
         null=True, blank=True, help_text="When retention deleted the run's items."
     )
+    # The job spine (docs/architecture.md, "Jobs"): one live run per lock_key, one owner
+    # per run (the lease), and a lost task noticed by the reaper (queued_at, task_requeues).
+    lock_key = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What the run works on, e.g. apex_enroll:upload:34; one live run per key.",
+    )
+    lease = models.PositiveIntegerField(
+        default=0,
+        help_text="Claim generation: +1 at each claim; only the worker holding it may write.",
+    )
+    queued_at = models.DateTimeField(
+        default=timezone.now, help_text="When the run was last put in the queue."
+    )
+    task_requeues = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Times its task was queued again because none reached a worker.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["kind", "status", "created_at"], name="run_kind_status")]
+        indexes = [
+            models.Index(fields=["kind", "status", "created_at"], name="run_kind_status"),
+            models.Index(fields=["status", "queued_at"], name="run_status_queued_at"),
+        ]
+        constraints = [
+            # Two confirms or two "Sync now" presses at the same moment: the database
+            # lets only one of them insert a live run for the key (reports.services.run_create).
+            models.UniqueConstraint(
+                fields=["lock_key"],
+                condition=models.Q(status__in=ACTIVE_STATUSES) & ~models.Q(lock_key=""),
+                name="run_one_live_per_lock_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} {self.kind} {self.status}"

@@ -5,6 +5,7 @@ from django.core.management import call_command
 from django_q.models import Schedule
 
 from integrations.schedules import (
+    HEARTBEAT,
     PREFIX,
     REAPER,
     RETENTION,
@@ -130,11 +131,14 @@ def test_scheduled_pull_runs_once_and_skips_while_one_is_going(openclass, settin
     cohort.refresh_from_db()
     assert cohort.last_sync_status == RunStatus.SUCCEEDED and cohort.last_synced_at
 
+    from integrations.openclass.pull import openclass_lock_key
+
     Run.objects.create(
         kind=RunKind.OPENCLASS_SYNC,
         status=RunStatus.QUEUED,
         triggered_by="user:ada",
         params={"class_id": SOFTWARE},
+        lock_key=openclass_lock_key(SOFTWARE),
     )
     assert cohort_pull_scheduled(cohort.pk) is None
     assert Run.objects.filter(kind=RunKind.OPENCLASS_SYNC).count() == 2
@@ -267,7 +271,9 @@ def test_an_old_openclass_schedule_is_renamed_not_duplicated(cohort_a, cohort_b,
     )
     call_command("setup_schedules")
     assert "0 created, 1 updated, 0 unchanged, 1 removed" in capsys.readouterr().out
-    kept = Schedule.objects.exclude(name__in=[REAPER, RETENTION, *NOTIFICATION_SCHEDULES]).get()
+    kept = Schedule.objects.exclude(
+        name__in=[REAPER, HEARTBEAT, RETENTION, *NOTIFICATION_SCHEDULES]
+    ).get()
     assert kept.pk == old.pk
     assert (kept.name, kept.func, kept.minutes) == (schedule_name(cohort_a.pk), TASK, 360)
     call_command("setup_schedules")
@@ -289,7 +295,9 @@ def test_an_old_schedule_beside_a_new_one_is_removed(cohort_a):
     )
     changes = schedules_sync()
     assert (changes.removed, changes.unchanged) == (1, 1)
-    others = Schedule.objects.exclude(name__in=[REAPER, RETENTION, *NOTIFICATION_SCHEDULES])
+    others = Schedule.objects.exclude(
+        name__in=[REAPER, HEARTBEAT, RETENTION, *NOTIFICATION_SCHEDULES]
+    )
     assert others.get().name == schedule_name(cohort_a.pk)
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
@@ -51,7 +51,7 @@ from integrations.rosters import roster_store as _roster_store
 from reports.actions import RunAction
 from reports.constants import ErrorClass
 from reports.models import Run, RunKind, RunStatus
-from reports.services import RunTracker, run_create
+from reports.services import RunTracker, run_create, run_get_or_create, run_live_for, run_lock_key
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,25 @@ class ResumeRefused(Exception):
 
 
 # --- creating and resuming runs --------------------------------------------------------
+def apex_lock_key(upload_id: int) -> str:
+    """One live run per stored roster: two confirms of one upload start one run."""
+    return run_lock_key(RunKind.APEX_ENROLL, "upload", upload_id)
+
+
 def apex_run_create(*, upload: RosterUpload, dry_run: bool, triggered_by: str, user=None) -> Run:
-    return run_create(
+    """A queued run of the upload, or the upload's live run if one is queued or running."""
+    run, _created = apex_run_start(
+        upload=upload, dry_run=dry_run, triggered_by=triggered_by, user=user
+    )
+    return run
+
+
+def apex_run_start(
+    *, upload: RosterUpload, dry_run: bool, triggered_by: str, user=None
+) -> tuple[Run, bool]:
+    """(a new queued run of the upload, True), or (its live run, False)."""
+    return run_get_or_create(
+        lock_key=apex_lock_key(upload.pk),
         kind=RunKind.APEX_ENROLL,
         triggered_by=triggered_by,
         user=user,
@@ -170,17 +187,29 @@ def apex_run_resume(*, run_id: int, triggered_by: str) -> Run:
         run.error_class = ""
         run.stage = ""
         run.heartbeat_at = now
-        run.save(
-            update_fields=[
-                "params",
-                "status",
-                "finished_at",
-                "message",
-                "error_class",
-                "stage",
-                "heartbeat_at",
-            ]
-        )
+        run.queued_at = now
+        try:
+            with transaction.atomic():
+                run.save(
+                    update_fields=[
+                        "params",
+                        "status",
+                        "finished_at",
+                        "message",
+                        "error_class",
+                        "stage",
+                        "heartbeat_at",
+                        "queued_at",
+                    ]
+                )
+        except IntegrityError:
+            # Another run of the same file is queued or running (its lock key is taken).
+            live = run_live_for(lock_key=run.lock_key)
+            holder = f"Run {live.pk}" if live else "Another run"
+            raise ResumeRefused(
+                f"{holder} of this file is already under way; run {run.pk} can be resumed "
+                "once it has finished."
+            ) from None
     return run
 
 

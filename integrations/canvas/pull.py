@@ -80,7 +80,13 @@ from integrations.http import (
 )
 from integrations.jobs import InvalidInput
 from reports.models import ErrorClass, Run, RunKind, RunStatus
-from reports.services import RunTracker, run_claim, run_create
+from reports.services import (
+    RunTracker,
+    run_claim,
+    run_create,
+    run_get_or_create,
+    run_lock_key,
+)
 
 logger = logging.getLogger("integrations.canvas")
 
@@ -178,21 +184,29 @@ def canvas_params_for(
 
 def canvas_run_for_cohort(*, cohort_id: int, triggered_by: str, user=None) -> Run | None:
     """A queued full-profile pull of a Canvas cohort's course, unless one is already queued
-    or running (then None). The entry point of "Sync now" and of the cohort's schedule."""
-    with transaction.atomic():
-        cohort = Cohort.objects.select_for_update().get(pk=cohort_id, source=Source.CANVAS)
-        if _live_pull(cohort.external_id, fresh_only=False) is not None:
-            return None
-        return canvas_run_create(
-            params={
-                "mode": "course",
-                "course_id": cohort.external_id,
-                "cohort_name": cohort.name,
-                "profile": DEFAULT_PROFILE,
-            },
-            triggered_by=triggered_by,
-            user=user,
-        )
+    or running (then None). The entry point of "Sync now" and of the cohort's schedule.
+
+    Two presses at the same moment start one run: the run's `lock_key` is refused by the
+    database while another live run holds it (`run_get_or_create`); a live pull of the
+    course started another way (a bulk child, the command line) also counts."""
+    cohort = Cohort.objects.get(pk=cohort_id, source=Source.CANVAS)
+    if _live_pull(cohort.external_id, fresh_only=False) is not None:
+        return None
+    params = {
+        "profile": DEFAULT_PROFILE,
+        "mode": "course",
+        "course_id": cohort.external_id,
+        "cohort_name": cohort.name,
+    }
+    run, created = run_get_or_create(
+        kind=RunKind.CANVAS_SYNC,
+        triggered_by=triggered_by,
+        user=user,
+        subject=_subject(params),
+        params=params,
+        lock_key=run_lock_key(RunKind.CANVAS_SYNC, "course", cohort.external_id),
+    )
+    return run if created else None
 
 
 def _live_pull(course_id: str, *, exclude: int | None = None, fresh_only: bool = True):

@@ -40,43 +40,60 @@ from integrations.openclass.client import (
     ProgressionPage,
 )
 from reports.models import ErrorClass, Run, RunKind, RunStatus
-from reports.services import RunTracker, run_active_for, run_create
+from reports.services import RunTracker, run_get_or_create, run_lock_key
 
 # The contract leaves the maximum open: its docs say 100, the old tool used 200.
 MAX_PAGE_SIZE = 200
 COUNT_KEYS = ("fetched", "created", "updated", "unchanged", "failed")
 
 
-def openclass_run_create(
+def openclass_lock_key(class_id: str) -> str:
+    """One live pull per OpenClass class, whoever starts it (page, schedule, command)."""
+    return run_lock_key(RunKind.OPENCLASS_SYNC, "class", class_id) if class_id else ""
+
+
+def openclass_run_start(
     *, class_id: str, cohort_name: str = "", triggered_by: str, user=None, cohort_id=None
-) -> Run:
+) -> tuple[Run, bool]:
+    """(a new queued pull, True), or (the class's live pull, False)."""
     params = {"class_id": class_id, "cohort_name": cohort_name}
     if cohort_id is not None:
         params["cohort_id"] = cohort_id  # the run page links its cohort from the start
-    return run_create(
+    return run_get_or_create(
         kind=RunKind.OPENCLASS_SYNC,
         triggered_by=triggered_by,
         user=user,
         subject=cohort_name or f"OpenClass class {class_id}",
         params=params,
+        lock_key=openclass_lock_key(class_id),
     )
 
 
+def openclass_run_create(
+    *, class_id: str, cohort_name: str = "", triggered_by: str, user=None
+) -> Run:
+    """A queued pull of the class, or the class's live pull if one is queued or running."""
+    run, _created = openclass_run_start(
+        class_id=class_id, cohort_name=cohort_name, triggered_by=triggered_by, user=user
+    )
+    return run
+
+
 def openclass_run_for_cohort(*, cohort_id: int, triggered_by: str, user=None) -> Run | None:
-    """A queued run for the cohort, unless one is already queued or running (then None)."""
-    with transaction.atomic():
-        cohort = Cohort.objects.select_for_update().get(pk=cohort_id, source=Source.OPENCLASS)
-        if run_active_for(
-            kind=RunKind.OPENCLASS_SYNC, subject_key="class_id", value=cohort.external_id
-        ):
-            return None
-        return openclass_run_create(
-            class_id=cohort.external_id,
-            cohort_name=cohort.name,
-            triggered_by=triggered_by,
-            user=user,
-            cohort_id=cohort.pk,
-        )
+    """A queued run for the cohort, unless one is already queued or running (then None).
+
+    The run's lock key makes this hold under concurrency: two presses of "Sync now" at
+    the same moment (or a press and the schedule) make exactly one run.
+    """
+    cohort = Cohort.objects.get(pk=cohort_id, source=Source.OPENCLASS)
+    run, created = openclass_run_start(
+        class_id=cohort.external_id,
+        cohort_name=cohort.name,
+        triggered_by=triggered_by,
+        user=user,
+        cohort_id=cohort.pk,
+    )
+    return run if created else None
 
 
 class _StoreClock:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.management.base import CommandError
+
 from integrations.cli import JobCommand, os_user
-from integrations.openclass.pull import openclass_run_create
+from integrations.openclass.pull import openclass_run_start
 from reports.models import Run, RunKind
 
 
@@ -34,8 +36,17 @@ class Command(JobCommand):
     def create_run(self, options: dict[str, Any]) -> Run:
         # An empty --class-id still gets a run, so it is recorded as invalid (exit 2) with
         # the --json summary like every other outcome.
-        return openclass_run_create(
-            class_id=(options["class_id"] or "").strip(),
+        class_id = (options["class_id"] or "").strip()
+        run, created = openclass_run_start(
+            class_id=class_id,
             cohort_name=(options["cohort_name"] or "").strip(),
             triggered_by=f"cli:{os_user()}",
         )
+        if not created:
+            # One live pull per class (its lock key): this one would only repeat it.
+            raise CommandError(
+                f"A pull of class {class_id} is already under way: run {run.pk} "
+                f"({run.get_status_display().lower()}). Wait for it to finish.",
+                returncode=2,
+            )
+        return run
