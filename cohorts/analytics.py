@@ -746,6 +746,37 @@ class Pace:
     start: pd.Timestamp | None
     end: pd.Timestamp | None
     units: tuple[tuple[str, int], ...] = ()  # (unit, assignments) in curriculum order
+    # Without course dates the start is the first activity and the end one week per unit
+    # after it: an assumption, which every page that shows the pace must say.
+    start_assumed: bool = False
+    end_assumed: bool = False
+
+    @property
+    def assumed(self) -> bool:
+        return self.defined and (self.start_assumed or self.end_assumed)
+
+    def assumption(self, tz: str = "UTC") -> str:
+        """How the pace was assumed, in words; empty when the course dates set it."""
+        if not self.assumed:
+            return ""
+        assert self.start is not None and self.end is not None
+        start = self.start.tz_convert(tz).strftime("%-d %b %Y")
+        last = (self.end - DAY).tz_convert(tz).strftime("%-d %b %Y")
+        parts = []
+        if self.start_assumed:
+            parts.append(f"it starts on the day of the first activity ({start})")
+        if self.end_assumed:
+            n = len(self.units)
+            parts.append(
+                f"it allows {UNIT_WEEKS_DEFAULT} week{'s' if UNIT_WEEKS_DEFAULT != 1 else ''} "
+                f"per unit ({n} unit{'s' if n != 1 else ''}, to {last})"
+            )
+        missing = (
+            "no course dates are set"
+            if self.start_assumed and self.end_assumed
+            else ("no course start date is set" if self.start_assumed else "no end date is set")
+        )
+        return f"The pace is assumed, because {missing}: {' and '.join(parts)}."
 
     @property
     def defined(self) -> bool:
@@ -803,7 +834,7 @@ def pace_for(
         end = start + pd.Timedelta(weeks=UNIT_WEEKS_DEFAULT * max(len(units), 1))
     if end <= start:
         end = start + DAY
-    return Pace(start, end, units)
+    return Pace(start, end, units, start_assumed=starts_on is None, end_assumed=ends_on is None)
 
 
 def _period_ends(first: date, last: date, freq: str) -> list[date]:
@@ -1260,6 +1291,7 @@ class CohortHealth:
             "average_completed": average,
             "expected_completed": None if math.isnan(expected) else expected,
             "pace_gap": None if math.isnan(expected) else average - expected,
+            "pace_assumed": self.pace.assumption(self.tz),
             "top_blocker": None
             if top is None or top["score"] <= 0
             else {

@@ -249,6 +249,10 @@ def _pace_body(health: analytics.CohortHealth) -> dict[str, Any]:
         "start": None if pace.start is None else pace.start.to_pydatetime(),
         "end": None if pace.end is None else pace.end.to_pydatetime(),
         "units": [{"unit": name, "assignments": n} for name, n in pace.units],
+        # Without course dates the pace is an assumption: true here, and `assumption`
+        # says how it was made (empty when the dates set it).
+        "assumed": pace.assumed,
+        "assumption": pace.assumption(health.tz),
     }
 
 

@@ -7,6 +7,7 @@ lists with NaN turned into None: JSON has no NaN, and the browser's JSON.parse r
 
 from __future__ import annotations
 
+import colorsys
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,29 @@ MUTED = "#5b6675"
 LINE = "#dde2e8"
 # Colour-blind-safe (Okabe-Ito), in the order units appear.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+# Past the palette, more distinct colours: hues a golden angle apart, at three lightnesses.
+_GOLDEN_ANGLE = 137.508
+
+
+def unit_colours(n: int) -> list[str]:
+    """`n` colours, no two alike: the palette first, then generated ones."""
+    colours = list(PALETTE[:n])
+    index = 0
+    while len(colours) < n:
+        hue = (index * _GOLDEN_ANGLE + 20) % 360
+        lightness = (38, 55, 70)[index % 3]
+        colour = _hsl_hex(hue, 70, lightness)
+        if colour.upper() not in {c.upper() for c in colours}:
+            colours.append(colour)
+        index += 1
+    return colours
+
+
+def _hsl_hex(hue: float, saturation: float, lightness: float) -> str:
+    r, g, b = colorsys.hls_to_rgb(hue / 360, lightness / 100, saturation / 100)
+    return f"#{round(r * 255):02X}{round(g * 255):02X}{round(b * 255):02X}"
+
+
 PART_COLOURS = {
     "part_stuck": "#D55E00",
     "part_slow": "#E69F00",
@@ -61,7 +85,9 @@ def _layout(**extra: Any) -> dict[str, Any]:
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
         "height": 340,
-        "legend": {"orientation": "h", "y": -0.22, "x": 0},
+        # Above the plot: below it, the legend ran into the x axis' title and tick labels
+        # on a phone. Plotly grows the top margin to fit it.
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
         "hoverlabel": {"align": "left"},
     }
     layout.update(extra)
@@ -83,6 +109,7 @@ def completion_figure(by_assignment: pd.DataFrame) -> dict[str, Any]:
     per unit."""
     fig = go.Figure()
     units = list(dict.fromkeys(by_assignment["unit"]))
+    colours = unit_colours(len(units))
     for index, unit in enumerate(units):
         rows = by_assignment.loc[by_assignment["unit"] == unit]
         fig.add_trace(
@@ -90,7 +117,7 @@ def completion_figure(by_assignment: pd.DataFrame) -> dict[str, Any]:
                 x=_values(rows["order"]),
                 y=_values((rows["completion"] * 100).round(1)),
                 name=unit or "No unit",
-                marker={"color": PALETTE[index % len(PALETTE)]},
+                marker={"color": colours[index]},
                 customdata=[
                     [name, int(done), int(total)]
                     for name, done, total in zip(
@@ -154,7 +181,14 @@ def blockers_figure(blockers: pd.DataFrame, *, limit: int = 10) -> dict[str, Any
     fig.update_layout(
         _layout(
             barmode="stack",
-            legend={"orientation": "h", "y": -0.22, "x": 0, "traceorder": "normal"},
+            legend={
+                "orientation": "h",
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.02,
+                "yanchor": "bottom",
+                "traceorder": "normal",
+            },
             height=max(220, 60 + 32 * len(top)),
             margin={"l": 16, "r": 16, "t": 16, "b": 48},
             xaxis=_axis("Blocker score (0-100)", range=[0, 100]),

@@ -144,25 +144,48 @@ class ThresholdRulesMixin:
         return data
 
 
+def _percent_input() -> forms.NumberInput:
+    return forms.NumberInput(attrs={"step": "1", "min": "1", "max": "100", "inputmode": "decimal"})
+
+
 class CohortThresholdsForm(ThresholdRulesMixin, forms.ModelForm):
-    """What an admin may tune per cohort: the health thresholds and the pace dates."""
+    """What an admin may tune per cohort: the health thresholds and the pace dates.
+
+    The page speaks of percentages ("20% of the curriculum behind", "a quiz average
+    under 60%"), so they are entered as percentages here and stored as shares."""
+
+    PERCENT_FIELDS = ("behind_fraction", "low_grade")
+
+    behind_fraction = forms.FloatField(
+        label="Behind the cohort median by (% of the curriculum)", widget=_percent_input()
+    )
+    low_grade = forms.FloatField(label="Low quiz average (%)", widget=_percent_input())
 
     class Meta:
         model = Cohort
         fields = ["inactive_days", "behind_fraction", "low_grade", "starts_on", "ends_on"]
         labels = {
             "inactive_days": "Days inactive before watch",
-            "behind_fraction": "Share of curriculum behind the median (0-1)",
-            "low_grade": "Low quiz average (0-1)",
             "starts_on": "Course starts",
             "ends_on": "Course ends",
         }
         widgets = {
             "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-            "behind_fraction": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
-            "low_grade": forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "1"}),
         }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.PERCENT_FIELDS:
+            share = getattr(self.instance, name, None)
+            if share is not None:
+                self.initial[name] = round(share * 100, 1)
+
+    def _share(self, name: str) -> float:
+        value = self.cleaned_data[name]
+        if not 0 < value <= 100:
+            raise forms.ValidationError("A percentage above 0 and at most 100, e.g. 20.")
+        return value / 100
 
 
 class CohortAdminForm(ThresholdRulesMixin, forms.ModelForm):

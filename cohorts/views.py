@@ -642,6 +642,7 @@ def _student_context(cohort: Cohort, student) -> dict[str, Any]:
         "timeline": timeline,
         "chart_assets": _chart_assets(),
         "has_progress": False,
+        "pace_assumed": health.pace.assumption(health.tz),
     }
     if left is None:
         progress = health.student_progress(student.pk)

@@ -271,6 +271,7 @@ elif _backend.endswith("filebased.EmailBackend"):
     _mail_options = {
         "file_path": str(BASE_DIR / _raw) if _raw else str(DATA_DIR / "mail"),
     }
+    _backend = "reports.mailfiles.EmailBackend"  # one file per message
 MAILERS = {"default": {"BACKEND": _backend, "OPTIONS": _mail_options}}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Classbridge <classbridge@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -30,7 +30,7 @@ from integrations.rosters import roster_store
 from integrations.tasks import enqueue_run
 from reports.access import staff_required
 from reports.csvexport import csv_response
-from reports.models import Run, RunKind
+from reports.models import Run, RunKind, RunStatus
 from reports.services import run_active_for, run_live_for
 
 PREVIEW_PROBLEMS = 200
@@ -120,9 +120,21 @@ def apex_preview(request, pk: int):
                 "more_problems": max(0, len(roster.problems) - PREVIEW_PROBLEMS),
                 "requests": roster.batches(batch_size),
                 "sample": _sample_request(roster, batch_size),
+                "org_mismatches": roster.org_mismatches(),
+                "same_content_run": _same_content_run(upload),
             }
         )
     return render(request, "integrations/apex_preview.html", context)
+
+
+def _same_content_run(upload: RosterUpload) -> Run | None:
+    """The newest run of a file with these very bytes, uploaded before under any name."""
+    return (
+        Run.objects.filter(kind=RunKind.APEX_ENROLL, params__sha256=upload.sha256)
+        .exclude(status=RunStatus.QUEUED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
 
 
 def _sample_request(roster, batch_size: int) -> dict[str, str] | None:

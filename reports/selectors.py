@@ -28,6 +28,7 @@ _LIST_FIELDS = (
     "started_at",
     "finished_at",
     "counts",
+    "params",
 )
 
 

@@ -17,7 +17,17 @@ from reports.actions import run_actions
 from reports.csvexport import csv_response
 from reports.mail import run_failures_filename
 from reports.models import Run, RunKind, RunStatus
-from reports.render import count_rows, counts_summary, format_duration, run_report, run_title
+from reports.render import (
+    count_rows,
+    counts_summary,
+    format_duration,
+    item_links,
+    run_links,
+    run_report,
+    run_title,
+    status_label,
+    subject_url,
+)
 
 RUNS_PER_PAGE = 50
 ITEMS_PER_PAGE = 100
@@ -65,6 +75,7 @@ def run_list(request):
     for run in page:
         run.duration_text = format_duration(run.duration_seconds)
         run.counts_text = counts_summary(run.counts) if run.counts else ""
+        run.subject_url = subject_url(run)
     return render(
         request,
         "reports/list.html",
@@ -81,7 +92,8 @@ def _progress_context(run: Run) -> dict[str, Any]:
     quiet_for = (now - run.heartbeat_at).total_seconds() if run.heartbeat_at else None
     return {
         "run": run,
-        "status_label": run.get_status_display(),
+        "status_label": status_label(run),
+        "since": since,
         "elapsed": format_duration((now - since).total_seconds()) if since else "",
         "percent": percent,
         "total_known": run.progress_total is not None,
@@ -104,6 +116,7 @@ def run_detail(request, pk: int):
         "run": run,
         "nav": "runs",
         "actions": run_actions(run),
+        "links": run_links(run, absolute=False),
         **_progress_context(run),
         **_children_context(run),
     }
@@ -113,6 +126,8 @@ def run_detail(request, pk: int):
         items_page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
         # The page lists failures in the items table, so the report needs none of its own.
         context.update(run_report(run, failure_limit=0))
+        # The page links within the site.
+        context["links"] = run_links(run, absolute=False) + item_links(run, absolute=False)
         context.update(
             {
                 "failures_only": failures_only,

@@ -140,9 +140,7 @@ def cohort_health(frames, **kw):
         *frames,
         thresholds=Thresholds(),
         now=hc.NOW,
-        starts_on=hc.STARTS_ON,
-        ends_on=hc.ENDS_ON,
-        **kw,
+        **{"starts_on": hc.STARTS_ON, "ends_on": hc.ENDS_ON, **kw},
     )
 
 
@@ -355,3 +353,18 @@ def test_a_pull_refused_as_invalid_is_failing():
     assert fresh(hc.NOW - timedelta(minutes=5), "invalid", 6)["state"] == "failing"
     assert fresh(hc.NOW - timedelta(minutes=5), "invalid")["stale"] is True
     assert fresh(hc.NOW - timedelta(minutes=5), "partial", 6)["state"] == "fresh"
+
+
+def test_pace_with_course_dates_is_not_an_assumption(frames):
+    h = cohort_health(frames)
+    assert not h.pace.assumed and h.headline["pace_assumed"] == ""
+
+
+def test_pace_without_course_dates_says_it_is_assumed_and_how(frames):
+    h = cohort_health(frames, starts_on=None, ends_on=None)
+    assert h.pace.assumed
+    text = h.headline["pace_assumed"]
+    assert text.startswith("The pace is assumed, because no course dates are set:")
+    assert "first activity" in text and "1 week per unit (2 units" in text
+    only_end = cohort_health(frames, ends_on=None).headline["pace_assumed"]
+    assert "no end date is set" in only_end and "first activity" not in only_end

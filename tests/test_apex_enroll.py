@@ -144,19 +144,56 @@ def test_a_rerun_of_the_same_file_is_harmless(apex):
     assert second.counts["failed"] == first.counts["failed"]
 
 
-def test_dry_run_sends_nothing_not_even_a_token_request(apex, tmp_path):
+def test_dry_run_signs_in_and_sends_nothing_else(apex, tmp_path):
     sim = apex()
     path = write(tmp_path, grid(3, 60))
     run = run_file(path, dry_run=True)
 
-    assert sim.request_log == []
+    # The token call is the one read-only check the contract allows: no enrollment.
+    assert [path for _, path, _ in sim.request_log] == ["/token"]
+    assert posts(sim) == []
     assert run.status == RunStatus.SUCCEEDED and run.exit_code == 0
-    assert run.counts["skipped"] == 180 and run.counts["requests"] == 6
-    assert run.counts["enrolled"] == 0
-    assert set(outcomes(run).values()) == {"skipped"}
+    assert run.counts["would_send"] == 180 and run.counts["requests"] == 6
+    assert run.counts["enrolled"] == 0 and run.counts["skipped"] == 0
+    assert set(outcomes(run).values()) == {"would_send"}
     assert "nothing was sent" in run.message
+    assert "Signed in to APEX: the credentials work" in run.message
+    assert "Not checked by a dry run" in run.message and "classroom exists" in run.message
+    assert (run.progress_done, run.progress_total) == (180, 180)  # the file's rows
     item = run.items.get(seq=60)  # the 59th student of CLS-0001: in its second request
     assert "request 2 of 2" in item.message
+
+
+def test_dry_run_says_when_sign_in_fails(apex, tmp_path, settings):
+    apex()
+    settings.APEX_CLIENT_SECRET = "wrong-secret"
+    run = run_file(write(tmp_path, grid(1, 3)), dry_run=True)
+    assert run.status == RunStatus.FAILED
+    assert run.error_class == ErrorClass.AUTH
+    assert "wrong-secret" not in run.message
+    assert not run.items.filter(outcome="would_send").exists()
+
+
+def test_progress_counts_every_row_of_the_file(apex, tmp_path, monkeypatch):
+    apex()
+    rows = [*grid(1, 4), ("CLS-0001", "not an id!"), ("CLS-0001", "S101000")]
+    run = apex_run_from_path(write(tmp_path, rows), dry_run=False, triggered_by="test")
+    seen = []
+    from reports.services import RunTracker
+
+    original = RunTracker._flush
+
+    def spy(self, *, force=False):
+        if self.run.stage == "enroll":
+            seen.append((self.run.progress_done, self.run.progress_total))
+        original(self, force=force)
+
+    monkeypatch.setattr(RunTracker, "_flush", spy)
+    run = job_execute(run.pk, send_report=False)
+    assert run.counts["rows"] == 6 and run.counts["enrolled"] == 4
+    # Out of the 6 rows the file has (not the 4 sent); the 2 settled rows count as done.
+    assert {total for _, total in seen} == {6}
+    assert seen[-1] == (6, 6)
 
 
 def test_classrooms_are_batched_and_every_row_recorded_once(apex, tmp_path, settings):
@@ -435,7 +472,7 @@ def test_command_exit_codes_and_json_summary(apex, tmp_path, caplog):
     assert code == 0 and summary["dry_run"] is True and summary["status"] == "succeeded"
     assert set(summary) == {"run_id", "kind", "status", "dry_run", "counts", "report_url"}
     assert summary["kind"] == "apex_enroll"
-    assert sim.request_log == []
+    assert [path for _, path, _ in sim.request_log] == ["/token"]
 
     code, summary, output = command(str(clean))
     assert (code, summary["status"], summary["counts"]["enrolled"]) == (0, "succeeded", 6)

@@ -101,7 +101,7 @@ def test_upload_then_preview_sends_nothing(staff, sim):
         assert text in page, text
     assert '<div class="value">7</div><div class="label">rows read</div>' in page
     assert '<div class="value">2</div><div class="label">classrooms</div>' in page
-    assert '<div class="value">5</div><div class="label">students to send</div>' in page
+    assert '<div class="value">5</div><div class="label">enrollments to send</div>' in page
 
 
 def test_a_refused_file_shows_why_and_offers_no_confirm(staff, sim):
@@ -158,7 +158,7 @@ def test_dry_run_from_the_preview_sends_nothing(staff, sim, django_capture_on_co
         staff.post(reverse("integrations:apex_confirm", args=[stored.pk]), {"dry_run": "on"})
     run = Run.objects.get()
     assert run.dry_run and run.status == RunStatus.PARTIAL  # the file has invalid rows
-    assert sim.request_log == []
+    assert [path for _, path, _ in sim.request_log] == ["/token"]  # signed in, sent nothing
 
 
 def test_a_second_confirm_while_a_run_is_active_goes_to_that_run(staff, sim):
@@ -247,3 +247,52 @@ def test_confirm_and_resume_need_the_csrf_token(admin_user, sim):
     assert checked.post(reverse("integrations:apex_confirm", args=[1])).status_code == 403
     assert checked.post(reverse("integrations:apex_resume", args=[1])).status_code == 403
     assert not Run.objects.exists()
+
+
+# -- cross-row checks of the preview (issue 10) ----------------------------------------
+
+CROSS = (
+    "ClassroomName,StudentId,OrgId,Teacher,Notes\n"
+    "ALG-101,S100001,ORG-1,Smith,\n"
+    "BIO-110,S100001,ORG-2,Jones,\n"
+    "BIO-110,S100002,ORG-1,Jones,\n"
+    "ALG-101,S100002,ORG-1,Smith,\n"
+)
+
+
+def test_preview_warns_of_a_student_with_two_orgs_and_counts_students_apart(staff, sim):
+    upload(staff, CROSS)
+    stored = RosterUpload.objects.get()
+    response = staff.get(reverse("integrations:apex_preview", args=[stored.pk]))
+    page = response.content.decode()
+    mismatches = response.context["org_mismatches"]
+    assert [m.student for m in mismatches] == ["S100001"]  # S100002 agrees: no warning
+    assert "OrgId ORG-1 in ALG-101 (row 2); OrgId ORG-2 in BIO-110 (row 3)" in page
+    roster = response.context["roster"]
+    assert (roster.students, roster.to_send) == (2, 4)
+    assert "distinct students" in page and "enrollments to send" in page
+    assert "Confirming sends 4 enrollments of 2 distinct students" in page
+    # Columns the file has but the roster does not use are named.
+    assert "Columns ignored</dt><dd>Teacher, Notes" in page
+
+
+def test_preview_warns_when_the_same_content_was_already_run(
+    staff, sim, django_capture_on_commit_callbacks
+):
+    upload(staff, name="first.csv")
+    first = RosterUpload.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        staff.post(reverse("integrations:apex_confirm", args=[first.pk]), {"dry_run": "on"})
+    run = Run.objects.get()
+    # The same bytes under another name.
+    response = upload(staff, name="renamed.csv")
+    preview = staff.get(response["Location"]).content.decode()
+    assert "same content (SHA-256) as one already run" in preview
+    assert f'href="{reverse("reports:detail", args=[run.pk])}">run #{run.pk}</a>' in preview
+
+
+def test_preview_of_a_new_file_has_no_same_content_warning(staff, sim):
+    response = upload(staff, CROSS)
+    preview = staff.get(response["Location"]).content.decode()
+    assert "same content" not in preview
+    assert "Columns ignored" in preview

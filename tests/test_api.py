@@ -332,6 +332,7 @@ def test_metrics_progress_over_time(client, ids, cohort_a, key):
     body = get(client, path, key, freq="week", student=ids[5]).json()
     assert body["freq"] == "week"
     assert body["pace"]["start"].startswith("2026-03-02T00:00")
+    assert body["pace"]["assumed"] is False and body["pace"]["assumption"] == ""
     assert body["pace"]["units"] == [
         {"unit": "U1", "assignments": 2},
         {"unit": "U2", "assignments": 4},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import pandas as pd
 import pytest
 from django.core.management import call_command
 from plotly.offline import get_plotlyjs
@@ -95,3 +96,31 @@ def test_vendor_plotly_writes_our_own_copy(tmp_path, capsys):
     assert target.read_text(encoding="utf-8") == get_plotlyjs()
     call_command("vendor_plotly", "--output", str(target))
     assert "up to date" in capsys.readouterr().out
+
+
+def test_units_in_a_chart_never_share_a_colour():
+    assert charts.unit_colours(3) == list(charts.PALETTE[:3])
+    many = charts.unit_colours(40)
+    assert len(set(c.upper() for c in many)) == 40
+    frame = pd.DataFrame(
+        {
+            "unit": [f"Week {n}" for n in range(1, 13)],
+            "order": range(1, 13),
+            "name": [f"A{n}" for n in range(1, 13)],
+            "completion": [0.5] * 12,
+            "completed": [1] * 12,
+            "students": [2] * 12,
+        }
+    )
+    figure = strict_json(charts.completion_figure(frame))
+    colours = [trace["marker"]["color"] for trace in figure["data"]]
+    assert len(colours) == 12 and len(set(colours)) == 12
+
+
+def test_legends_sit_above_the_plot_clear_of_axis_titles(health):
+    for figure in (
+        charts.completion_figure(health.completion),
+        charts.progress_figure(health.progress),
+    ):
+        legend = strict_json(figure)["layout"]["legend"]
+        assert legend["y"] >= 1 and legend["yanchor"] == "bottom"

@@ -188,8 +188,8 @@ def test_admin_threshold_edit_changes_classifications(client, admin_user, ids, c
         url,
         {
             "inactive_days": 4,
-            "behind_fraction": 0.2,
-            "low_grade": 0.45,
+            "behind_fraction": 20,  # percent, as the page speaks of them
+            "low_grade": 45,
             "starts_on": "2026-03-02",
             "ends_on": "2026-03-15",
         },
@@ -211,8 +211,8 @@ def test_invalid_thresholds_are_refused(client, admin_user, ids, cohort_a):
         reverse("cohorts:thresholds", args=[cohort_a.pk]),
         {
             "inactive_days": 0,
-            "behind_fraction": 2,
-            "low_grade": 0.6,
+            "behind_fraction": 200,
+            "low_grade": 60,
             "starts_on": "2026-03-10",
             "ends_on": "2026-03-01",
         },
@@ -220,6 +220,7 @@ def test_invalid_thresholds_are_refused(client, admin_user, ids, cohort_a):
     assert response.status_code == 400
     page = response.content.decode()
     assert "At least one day." in page
+    assert "A percentage above 0 and at most 100" in page
     assert "cannot end before it starts" in page
     cohort_a.refresh_from_db()
     assert (cohort_a.inactive_days, cohort_a.behind_fraction) == (7, 0.2)
@@ -570,3 +571,91 @@ def test_an_empty_cohort_page_still_reads_well(client, mentor_a, cohort_a):
     assert "No assignments yet" in page
     assert "No students yet" in page
     assert "No activity yet." in page
+
+
+def test_health_page_says_the_pace_is_assumed_to_a_mentor(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert "Pace assumed" not in page  # the cohort's dates set it
+    cohort_a.starts_on = cohort_a.ends_on = None
+    cohort_a.save()
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert 'behind an <a href="#pace-assumed">assumed</a> pace' in page
+    assert "The pace is assumed, because no course dates are set" in page
+    assert "An admin can set the course dates" in page
+
+
+def test_thresholds_form_shows_percentages(client, admin_user, ids, cohort_a):
+    client.force_login(admin_user)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert "Low quiz average (%)" in page and "(0-1)" not in page
+    assert 'name="low_grade" value="60.0"' in page or 'name="low_grade" value="60"' in page
+
+
+def test_trend_arrows_say_what_they_mean(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    page = client.get(reverse("cohorts:detail", args=[cohort_a.pk])).content.decode()
+    assert "This week vs last" in page
+    # Eve: 1 completion in the last 7 days, none the week before.
+    assert '1 <span aria-hidden="true">▲</span> up from 0' in page
+
+
+def test_a_new_install_says_what_to_do_first(client, admin_user, mentor_b):
+    client.force_login(admin_user)
+    Cohort.objects.all().delete()
+    page = client.get(reverse("cohorts:list")).content.decode()
+    assert "No cohorts yet: where to start" in page
+    assert reverse("admin:cohorts_cohort_add") in page
+    assert reverse("integrations:apex_upload") in page
+    runs = client.get(reverse("reports:list")).content.decode()
+    assert "No runs yet" in runs and "upload an APEX roster" in runs
+    client.force_login(mentor_b)
+    assert "Ask an admin" in client.get(reverse("cohorts:list")).content.decode()
+
+
+def test_colours_meet_wcag_aa_contrast():
+    import re
+    from pathlib import Path
+
+    css = (Path(__file__).resolve().parent.parent / "static/css/app.css").read_text()
+    colours = dict(re.findall(r"--([a-z-]+):\s*(#[0-9a-fA-F]{6})", css))
+
+    def luminance(hex_colour):
+        channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    def ratio(a, b):
+        high, low = sorted((luminance(colours[a]), luminance(colours[b])), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    pairs = [
+        ("ink", "bg"),
+        ("ink", "card"),
+        ("muted", "card"),
+        ("muted", "bg"),
+        ("brand", "card"),
+        ("brand", "info-bg"),
+        ("brand-ink", "brand"),
+        ("ok", "ok-bg"),
+        ("warn", "warn-bg"),
+        ("bad", "bad-bg"),
+        ("bad", "card"),
+        ("ok", "card"),
+        ("warn", "card"),
+        ("ink", "info-bg"),
+        ("ink", "warn-bg"),
+    ]
+    for text, background in pairs:
+        assert ratio(text, background) >= 4.5, (text, background, ratio(text, background))
+
+
+def test_student_page_says_the_pace_is_assumed(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    student = cohort_a.students.order_by("pk").first()
+    url = reverse("cohorts:student", args=[cohort_a.pk, student.pk])
+    assert "assumed" not in client.get(url).content.decode()
+    cohort_a.starts_on = cohort_a.ends_on = None
+    cohort_a.save()
+    page = client.get(url).content.decode()
+    assert "an assumed pace" in page and "The pace is assumed" in page

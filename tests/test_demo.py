@@ -47,6 +47,57 @@ def test_demo_seed_fills_every_cohort_and_is_idempotent(openclass, apex, titan, 
     assert rerun.counts.get("created", 0) == 0 and rerun.counts.get("updated", 0) == 0
 
 
+def test_demo_schedules_start_one_interval_after_the_first_pulls(openclass, apex, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    openclass()
+    apex()
+    settings.OPENCLASS_REQUESTS_PER_SECOND = 0
+    call_command("demo_seed")
+    schedules = Schedule.objects.filter(name__startswith=SCHEDULE_PREFIX)
+    assert schedules.count() == 3
+    # Not a re-pull of every cohort one minute after the demo starts.
+    soonest = min(s.next_run for s in schedules)
+    assert soonest > timezone.now() + timedelta(hours=5)
+
+
+def test_demo_help_needs_no_settings(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    manage = Path(__file__).resolve().parent.parent / "manage.py"
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(manage), "demo", "--help"],
+        env=clean,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: manage.py demo" in result.stdout
+
+
+def test_file_mail_writes_each_report_to_its_own_file(tmp_path):
+    from django.core.mail import EmailMessage
+
+    from reports.mailfiles import EmailBackend
+
+    backend = EmailBackend(file_path=str(tmp_path))
+    messages = [
+        EmailMessage(f"Report {n}", "body", "a@example.com", ["b@example.com"]) for n in range(3)
+    ]
+    assert backend.send_messages(messages) == 3
+    assert EmailBackend(file_path=str(tmp_path)).send_messages(messages[:1]) == 1
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 4 and all(f.suffix == ".eml" for f in files)
+    assert sum("Subject: Report 0" in f.read_text() for f in files) == 2
+
+
 def test_demo_seed_pulls_canvas_beside_openclass_and_one_student_shows_both(
     openclass, canvas, settings, client
 ):

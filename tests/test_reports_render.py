@@ -52,10 +52,10 @@ def test_succeeded_run(run_factory):
     text = render_run_report_text(run)
     html = render_run_report_html(run)
     assert render_run_report_subject(run) == (
-        "[Classbridge] OpenClass pull of Cohort A: succeeded (3 created, 0 failed)"
+        "[Classbridge] OpenClass pull of Cohort A: succeeded (3 created)"
     )
     assert "Succeeded: Finished, and every item went through." in text
-    assert "Triggered by:  user:ada" in text
+    assert "Started by:    ada, from a page" in text and "user:ada" not in text
     assert "(exit status 0)" in text
     assert "Duration:      12 s" in text
     assert "created" in text and "fetch" in text
@@ -78,12 +78,13 @@ def test_partial_run_lists_groups_and_failures(partial_run):
     assert "Partly failed: Finished, but some items failed" in text
     assert "(exit status 1)" in text
     assert "Per group" in text
-    assert "  - [not_found] s3 Student s3 (Unit 1): Student s3 is not in the class" in text
-    assert "  - [invalid_data] s5 Student s5 (Unit 2): Bad grade" in text
+    assert "  - [Not found] s3 Student s3 (Unit 1): Student s3 is not in the class" in text
+    assert "  - [Invalid data] s5 Student s5 (Unit 2): Bad grade" in text
     assert "Failures (2)" in text
     assert "and 0 more" not in text
     assert "Per group" in html and "Unit 2" in html
-    assert "Student s3 is not in the class" in html and "invalid_data" in html
+    assert "Student s3 is not in the class" in html and "Invalid data" in html
+    assert "invalid_data" not in html and "not_found" not in text
     subject = render_run_report_subject(partial_run)
     assert subject.endswith(": partly failed (2 created, 1 updated, 2 failed)")
 
@@ -110,7 +111,7 @@ def test_failed_run_shows_its_message(run_factory):
     )
     text = render_run_report_text(run)
     html = render_run_report_html(run)
-    assert render_run_report_subject(run) == "[Classbridge] Canvas pull: failed (0 failed)"
+    assert render_run_report_subject(run) == "[Classbridge] Canvas pull: failed (nothing recorded)"
     assert "Failed: Stopped as a whole before finishing" in text
     assert "Message\nCanvas refused the token (HTTP 401)." in text
     assert "(exit status 4)" in text
@@ -122,12 +123,12 @@ def test_dry_run_says_so(run_factory):
         kind=RunKind.APEX_ENROLL,
         subject="roster.csv",
         dry_run=True,
-        counts={"rows": 4, "enrolled": 4, "failed": 0},
+        counts={"rows": 4, "would_send": 4, "failed": 0},
     )
     subject = render_run_report_subject(run)
     assert (
         subject
-        == "[Classbridge] APEX enrollment of roster.csv (dry run): succeeded (4 enrolled, 0 failed)"
+        == "[Classbridge] APEX enrollment of roster.csv: dry run passed (4 would be sent of 4 rows)"
     )
     text = render_run_report_text(run)
     html = render_run_report_html(run)
@@ -160,3 +161,106 @@ def test_subject_is_one_line(run_factory):
 )
 def test_format_duration(seconds, expected):
     assert format_duration(seconds) == expected
+
+
+# -- counts that add up, summaries in words, links (issue 10) -----------------------
+
+
+def test_tiles_never_count_an_invalid_row_twice(run_factory):
+    from reports.render import count_rows
+
+    counts = {
+        "rows": 20,
+        "classrooms": 2,
+        "enrolled": 0,
+        "already_enrolled": 10,
+        "failed": 9,
+        "skipped": 1,
+        "invalid": 4,
+    }
+    rows = count_rows(counts)
+    assert "invalid" not in [row.key for row in rows]
+    outcomes = [row for row in rows if not row.total]
+    assert sum(row.value for row in outcomes) == 20  # the file's 20 rows, not 24
+    failed = next(row for row in rows if row.key == "failed")
+    assert failed.note == "of which 4 invalid" and failed.bad
+    assert [row.label for row in rows][:2] == ["rows in the file", "classrooms"]
+    assert "enrolled" not in [row.key for row in rows]  # an outcome that did not happen
+
+
+def test_summary_names_what_happened_of_how_many(run_factory):
+    from reports.render import counts_summary
+
+    counts = {"rows": 20, "already_enrolled": 10, "failed": 9, "skipped": 1, "invalid": 4}
+    assert counts_summary(counts) == "10 already enrolled, 1 skipped, 9 failed of 20 rows"
+    run = run_factory(
+        kind=RunKind.APEX_ENROLL, subject="r.csv", status=RunStatus.PARTIAL, counts=counts
+    )
+    subject = render_run_report_subject(run)
+    assert subject.endswith("partly failed (10 already enrolled, 1 skipped, 9 failed of 20 rows)")
+    assert "already_enrolled" not in render_run_report_text(run)
+    assert "0 failed" not in counts_summary({"created": 3, "failed": 0})
+
+
+def test_a_dry_run_never_reads_as_everything_went_through(run_factory):
+    run = run_factory(
+        kind=RunKind.APEX_ENROLL,
+        subject="roster.csv",
+        dry_run=True,
+        counts={"rows": 5, "would_send": 5, "failed": 0, "requests": 1},
+    )
+    context = run_report(run)
+    assert context["status_label"] == "Dry run passed"
+    assert "went through" not in context["status_meaning"]
+    assert "nothing was sent" in context["status_meaning"]
+    text = render_run_report_text(run)
+    assert "5 would be sent of 5 rows" in text
+    assert "cannot know" in text and "unknown" in text
+
+
+def test_report_links_the_cohort_and_the_file(run_factory):
+    pull = run_factory(params={"class_id": "C1", "cohort_name": "Cohort A", "cohort_id": 7})
+    links = run_report(pull)["links"]
+    assert links == [
+        {"label": "Cohort", "text": "Cohort A", "url": "http://127.0.0.1:8000/cohorts/7/"}
+    ]
+    html = render_run_report_html(pull)
+    assert 'href="http://127.0.0.1:8000/cohorts/7/"' in html
+    assert "http://127.0.0.1:8000/cohorts/7/" in render_run_report_text(pull)
+    enroll = run_factory(
+        kind=RunKind.APEX_ENROLL, subject="r.csv", params={"roster_id": 3, "file_name": "r.csv"}
+    )
+    assert run_report(enroll)["links"][0]["url"].endswith("/apex/rosters/3/")
+
+
+def test_only_an_apex_run_links_the_apex_preview(run_factory):
+    titan = run_factory(kind=RunKind.TITAN_SYNC, subject="t.csv", params={"roster_id": 3})
+    assert run_report(titan)["links"] == []
+
+
+def test_a_bulk_run_links_each_cohort_its_items_name(run_factory):
+    run = run_factory(
+        kind=RunKind.CANVAS_SYNC,
+        subject="Canvas: available courses",
+        params={"mode": "bulk"},
+        items=[
+            {"key": "101", "label": "Biology", "outcome": "course", "data": {"cohort_id": 4}},
+            {"key": "102", "label": "Chemistry", "outcome": "course", "data": {"cohort_id": 5}},
+            {"key": "103", "label": "History", "outcome": "failed", "error_class": "auth"},
+        ],
+    )
+    links = run_report(run)["links"]
+    assert [(link["text"], link["url"]) for link in links] == [
+        ("Biology", "http://127.0.0.1:8000/cohorts/4/"),
+        ("Chemistry", "http://127.0.0.1:8000/cohorts/5/"),
+    ]
+
+
+def test_who_started_a_run_in_words():
+    from reports.render import trigger_words
+
+    assert trigger_words("user:ada") == "ada, from a page"
+    assert trigger_words("cli:ops") == "ops, from the command line"
+    assert trigger_words("schedule:cohort-pull-3") == "the schedule cohort-pull-3"
+    assert trigger_words("system:demo") == "Classbridge (demo)"
+    assert trigger_words("something else") == "something else"

@@ -104,7 +104,7 @@ def test_list_shows_every_run_newest_first(staff_client, mixed_runs):
     assert subjects[-1] == "Old pull"
     assert set(subjects) == {"Old pull", "Broken pull", "roster.csv", "titan.csv"}
     page = response.content.decode()
-    assert '<span class="badge partial">Partly failed</span>' in page
+    assert '<span class="badge partial">Dry run found problems</span>' in page
     assert "dry run" in page
     assert "2 enrolled, 1 failed" in page
 
@@ -138,7 +138,9 @@ def test_list_ignores_a_bad_filter_value_and_says_so(staff_client, mixed_runs):
     )
     assert response.status_code == 200
     assert listed(response) == {"titan.csv"}
-    assert "Enter a valid date" in response.content.decode()
+    page = response.content.decode()
+    assert "From: Enter a valid date" in page
+    assert "Date_from" not in page and "date_from:" not in page.lower()
 
 
 def test_list_says_when_the_date_range_is_backwards(staff_client, mixed_runs):
@@ -350,3 +352,59 @@ def test_failures_csv_of_a_clean_run_is_just_the_header(staff_client, run_factor
     assert body.decode("utf-8-sig").splitlines() == [
         "seq,key,label,group,outcome,error_class,message"
     ]
+
+
+# -- issue 10: links both ways, one state, zones ---------------------------------------
+
+
+def test_list_subject_links_the_cohort_or_file_it_touched(staff_client, run_factory):
+    pull = run_factory(subject="Cohort A", params={"cohort_id": 7, "cohort_name": "Cohort A"})
+    enroll = run_factory(
+        kind=RunKind.APEX_ENROLL, subject="r.csv", params={"roster_id": 3, "file_name": "r.csv"}
+    )
+    bare = run_factory(subject="Old pull")
+    page = staff_client.get(reverse("reports:list")).content.decode()
+    assert '<a href="/cohorts/7/">Cohort A</a>' in page
+    assert '<a href="/integrations/apex/rosters/3/">r.csv</a>' in page
+    assert f'<a href="/runs/{bare.pk}/">Old pull</a>' in page
+    detail = staff_client.get(reverse("reports:detail", args=[pull.pk])).content.decode()
+    assert 'Cohort: <a href="/cohorts/7/">Cohort A</a>' in detail
+    detail = staff_client.get(reverse("reports:detail", args=[enroll.pk])).content.decode()
+    assert 'File: <a href="/integrations/apex/rosters/3/">r.csv</a>' in detail
+
+
+def test_live_page_header_and_progress_box_show_one_state(staff_client, run_factory):
+    run = run_factory(status=RunStatus.RUNNING, stage="fetch", progress_done=1)
+    page = staff_client.get(reverse("reports:detail", args=[run.pk])).content.decode()
+    assert '<span class="badge running" data-run-badge>Running</span>' in page
+    assert 'data-status="running" data-status-label="Running"' in page
+    # The elapsed time carries its start, so the page's script moves it every second.
+    since = run.started_at.astimezone(timezone.get_current_timezone()).isoformat()
+    assert f'data-elapsed-since="{since}"' in page or "data-elapsed-since=" in page
+    fragment = staff_client.get(reverse("reports:progress", args=[run.pk])).content.decode()
+    assert 'data-status="running" data-status-label="Running"' in fragment
+
+
+def test_times_carry_their_zone(staff_client, run_factory, settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    run = run_factory()
+    listing = staff_client.get(reverse("reports:list")).content.decode()
+    detail = staff_client.get(reverse("reports:detail", args=[run.pk])).content.decode()
+    for page in (listing, detail):
+        assert re.search(r"\d{2}:\d{2} CE[S]?T</time>", page), page[-3000:]
+
+
+def test_items_show_outcomes_and_errors_in_words(staff_client, run_factory):
+    run = run_factory(
+        kind=RunKind.APEX_ENROLL,
+        status=RunStatus.PARTIAL,
+        counts={"rows": 2, "already_enrolled": 1, "failed": 1, "invalid": 1},
+        items=[
+            {"key": "S1", "outcome": "already_enrolled"},
+            {"key": "S2", "outcome": "invalid", "error_class": "invalid_data", "message": "x"},
+        ],
+    )
+    page = staff_client.get(reverse("reports:detail", args=[run.pk])).content.decode()
+    assert "already_enrolled" not in page and "invalid_data" not in page
+    assert "already enrolled" in page and "Invalid data" in page
+    assert "of which 1 invalid" in page

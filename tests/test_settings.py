@@ -78,7 +78,7 @@ def test_email_url_maps_into_mailers(tmp_path):
     assert mailer["OPTIONS"]["username"] == "user@x.org"
     assert mailer["OPTIONS"]["use_tls"] is True
     mailer = load(tmp_path, EMAIL_URL=f"filemail://{tmp_path}/mail")["mailer"]
-    assert mailer["BACKEND"].endswith("filebased.EmailBackend")
+    assert mailer["BACKEND"] == "reports.mailfiles.EmailBackend"  # one file per message
     assert mailer["OPTIONS"]["file_path"] == f"{tmp_path}/mail"
 
 

@@ -59,6 +59,7 @@ ENROLLED = Outcome.ENROLLED.value
 ALREADY_ENROLLED = Outcome.ALREADY_ENROLLED.value
 FAILED = Outcome.FAILED.value
 SKIPPED = "skipped"
+WOULD_SEND = "would_send"
 INVALID_OUTCOME = "invalid"
 DONE_OUTCOMES = (ENROLLED, ALREADY_ENROLLED)
 COUNT_KEYS = ("rows", "classrooms", ENROLLED, ALREADY_ENROLLED, FAILED, SKIPPED, "invalid")
@@ -233,8 +234,21 @@ def apex_enroll_job(tracker: RunTracker) -> None:
     pending = {classroom: rows for classroom, rows in pending.items() if rows}
     to_send = sum(len(rows) for rows in pending.values())
 
+    # Progress counts the rows the file has: rows that already have an outcome (invalid,
+    # duplicate, done before a resume) are done before the first request.
+    settled = roster.rows - to_send
+
     if run.dry_run:
-        with tracker.stage("report", total=to_send, unit="rows"):
+        # The one read-only call the contract allows: a token. A refusal fails the run
+        # here, so a dry run says whether the credentials work; nothing else is sent.
+        client = ApexClient.from_settings()
+        try:
+            with tracker.stage("authenticate"):
+                client.authenticate()
+        finally:
+            client.close()
+        with tracker.stage("report", total=roster.rows, unit="rows"):
+            tracker.advance(settled)
             _record_dry_run(tracker, pending, batch_size)
             run.message = _summary(run, roster, done_before, to_send=to_send, dry_run=True)
         return
@@ -244,7 +258,7 @@ def apex_enroll_job(tracker: RunTracker) -> None:
         if to_send:
             with tracker.stage("authenticate"):
                 client.authenticate()
-        _send_all(tracker, client, pending, batch_size, concurrency, to_send)
+        _send_all(tracker, client, pending, batch_size, concurrency, to_send, rows=roster.rows)
     finally:
         client.close()
     with tracker.stage("report"):
@@ -344,7 +358,7 @@ def _record_dry_run(
         requests_ += batches
         for index, row in enumerate(rows):
             tracker.item(
-                outcome=SKIPPED,
+                outcome=WOULD_SEND,
                 key=row.student,
                 label=f"Row {row.row}",
                 group=classroom,
@@ -357,7 +371,7 @@ def _record_dry_run(
             )
         tracker.flush_items()
         tracker.advance(len(rows))
-    tracker.count(SKIPPED, sum(len(rows) for rows in pending.values()))
+    tracker.count(WOULD_SEND, sum(len(rows) for rows in pending.values()))
     tracker.set_count("requests", requests_)
 
 
@@ -386,8 +400,13 @@ def _send_all(
     batch_size: int,
     concurrency: int,
     total: int,
+    *,
+    rows: int | None = None,
 ) -> None:
-    with tracker.stage("enroll", total=total, unit="rows"):
+    """Send `total` rows; progress runs over all the file's `rows`, the others settled."""
+    rows = total if rows is None else rows
+    with tracker.stage("enroll", total=rows, unit="rows"):
+        tracker.advance(rows - total)
         if not total:
             return
         out: queue.Queue = queue.Queue()
@@ -529,8 +548,8 @@ def _summary(
     parts = [f"{c.get('rows', 0)} rows, {c.get('classrooms', 0)} classrooms"]
     if dry_run:
         parts.append(
-            f"dry run: {to_send} students would be sent in {c.get('requests', 0)} requests; "
-            "nothing was sent"
+            f"dry run: {to_send} enrollments would be sent in {c.get('requests', 0)} requests; "
+            "nothing was sent. Signed in to APEX: the credentials work"
         )
     else:
         parts.append(
@@ -543,7 +562,14 @@ def _summary(
         parts.append(_rows(roster.invalid, "invalid row"))
     if done_before:
         parts.append(f"resumed: {_rows(len(done_before), 'row')} done earlier not sent again")
-    return "; ".join(parts) + "." + "".join(f" {note}" for note in roster.notes)
+    text = "; ".join(parts) + "." + "".join(f" {note}" for note in roster.notes)
+    if dry_run:
+        text += (
+            " Not checked by a dry run: whether each classroom exists in APEX and whether "
+            "each student is known or already enrolled; only APEX can say, when the file "
+            "is sent for real."
+        )
+    return text
 
 
 def _rows(n: int, noun: str) -> str:

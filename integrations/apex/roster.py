@@ -69,6 +69,20 @@ class RowProblem:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class OrgMismatch:
+    student: str
+    orgs: tuple[tuple[str, tuple[str, ...]], ...]  # (org id, ("classroom (row n)", ...))
+
+    @property
+    def message(self) -> str:
+        where = "; ".join(f"OrgId {org} in {', '.join(places)}" for org, places in self.orgs)
+        return (
+            f"Student {self.student} has different OrgIds in different classrooms: {where}. "
+            "APEX keeps one organisation per student; check which is right."
+        )
+
+
 @dataclass
 class Roster:
     encoding: str
@@ -80,10 +94,37 @@ class Roster:
     blank_rows: int = 0
     classrooms: dict[str, list[RosterRow]] = field(default_factory=dict)
     problems: list[RowProblem] = field(default_factory=list)
+    ignored: tuple[str, ...] = ()  # header names of the columns the roster does not use
 
     @property
     def to_send(self) -> int:
+        """Enrollments to send: one per classroom and student."""
         return sum(len(rows) for rows in self.classrooms.values())
+
+    @property
+    def students(self) -> int:
+        """Distinct students to send (one student may be in several classrooms)."""
+        return len({row.student for rows in self.classrooms.values() for row in rows})
+
+    def org_mismatches(self) -> list[OrgMismatch]:
+        """Students sent with different OrgIds in different classrooms: each row is valid
+        on its own, but APEX knows a student in one organisation, so one of them is
+        probably wrong. A warning, not a failure: the rows are still sent."""
+        seen: dict[str, dict[str, list[RosterRow]]] = {}
+        for rows in self.classrooms.values():
+            for row in rows:
+                seen.setdefault(row.student, {}).setdefault(row.org, []).append(row)
+        return [
+            OrgMismatch(
+                student=student,
+                orgs=tuple(
+                    (org, tuple(f"{r.classroom} (row {r.row})" for r in rows_))
+                    for org, rows_ in sorted(by_org.items())
+                ),
+            )
+            for student, by_org in seen.items()
+            if len(by_org) > 1
+        ]
 
     @property
     def invalid(self) -> int:
@@ -178,6 +219,7 @@ def roster_read(
         notes=table.notes,
         rows=table.rows,
         blank_rows=table.blank_rows,
+        ignored=tuple(table.header.ignored),
         problems=[
             RowProblem(p.row, p.cells[0], p.cells[1], p.column, p.kind, p.message)
             for p in table.problems

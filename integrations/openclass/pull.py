@@ -53,15 +53,18 @@ def openclass_lock_key(class_id: str) -> str:
 
 
 def openclass_run_start(
-    *, class_id: str, cohort_name: str = "", triggered_by: str, user=None
+    *, class_id: str, cohort_name: str = "", triggered_by: str, user=None, cohort_id=None
 ) -> tuple[Run, bool]:
     """(a new queued pull, True), or (the class's live pull, False)."""
+    params = {"class_id": class_id, "cohort_name": cohort_name}
+    if cohort_id is not None:
+        params["cohort_id"] = cohort_id  # the run page links its cohort from the start
     return run_get_or_create(
         kind=RunKind.OPENCLASS_SYNC,
         triggered_by=triggered_by,
         user=user,
         subject=cohort_name or f"OpenClass class {class_id}",
-        params={"class_id": class_id, "cohort_name": cohort_name},
+        params=params,
         lock_key=openclass_lock_key(class_id),
     )
 
@@ -88,6 +91,7 @@ def openclass_run_for_cohort(*, cohort_id: int, triggered_by: str, user=None) ->
         cohort_name=cohort.name,
         triggered_by=triggered_by,
         user=user,
+        cohort_id=cohort.pk,
     )
     return run if created else None
 

@@ -35,7 +35,50 @@
     }
     box.replaceWith(next);
     box = next;
+    syncBadge();
+    tick();
     return true;
+  }
+
+  // The header's badge shows the same state as the progress box it sits above.
+  function syncBadge() {
+    var badge = document.querySelector("[data-run-badge]");
+    var status = box.getAttribute("data-status");
+    var label = box.getAttribute("data-status-label");
+    if (!badge || !status || !label) {
+      return;
+    }
+    badge.className = "badge " + status;
+    badge.textContent = label;
+  }
+
+  // The elapsed time moves every second between polls (and while a poll is slow).
+  function format(seconds) {
+    if (seconds < 10) {
+      return seconds.toFixed(1) + " s";
+    }
+    var whole = Math.round(seconds);
+    if (whole < 60) {
+      return whole + " s";
+    }
+    var minutes = Math.floor(whole / 60);
+    var secs = whole % 60;
+    if (minutes < 60) {
+      return minutes + " min " + (secs < 10 ? "0" : "") + secs + " s";
+    }
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    return hours + " h " + (minutes < 10 ? "0" : "") + minutes + " min";
+  }
+
+  function tick() {
+    var spans = document.querySelectorAll("[data-elapsed-since]");
+    for (var i = 0; i < spans.length; i++) {
+      var since = Date.parse(spans[i].getAttribute("data-elapsed-since"));
+      if (!isNaN(since)) {
+        spans[i].textContent = format(Math.max(0, (Date.now() - since) / 1000));
+      }
+    }
   }
 
   function poll() {
@@ -78,5 +121,7 @@
     }
   });
 
+  syncBadge();
+  window.setInterval(tick, 1000);
   schedule();
 })();

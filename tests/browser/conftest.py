@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,39 @@ def login(live_server, page):
         return page
 
     return _login
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+DOC_SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+@pytest.fixture
+def shots(request):
+    """`shots(page, "name")` saves var/screenshots/<journey>/<name>.png (the journey is the
+    test module's name without "test_journey_"); `shots(page, "name", doc="x.png")` also
+    copies it to docs/screenshots/x.png when CLASSBRIDGE_DOC_SCREENSHOTS=1, for the README."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    journey = name.removeprefix("test_journey_").removeprefix("test_")
+    folder = SCREENSHOTS / journey
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(page, name: str, *, doc: str = "", full_page: bool = True) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=full_page)
+        if doc and os.environ.get("CLASSBRIDGE_DOC_SCREENSHOTS") == "1":
+            DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, DOC_SCREENSHOTS / doc)
+        return path
+
+    save.folder = folder
+    return save
+
+
+def stat_values(page, scope: str = ".stats") -> dict[str, int]:
+    """The page's tiles as {label: value}; the label is the tile's first line."""
+    tiles = {}
+    for tile in page.locator(f"{scope} .stat").all():
+        label = tile.locator(".label").inner_text().split("\n")[0].strip()
+        tiles[label] = int(tile.locator(".value").inner_text().strip())
+    return tiles

@@ -40,3 +40,37 @@ def test_progress_moves_and_the_report_appears(login, live_server, admin_user):
     page.wait_for_selector(".report-summary", timeout=10_000)
     assert "Succeeded" in page.inner_text(".report-summary")
     assert not errors
+
+
+def test_header_badge_follows_the_progress_box_and_elapsed_time_moves(
+    login, live_server, admin_user
+):
+    run = Run.objects.create(
+        kind=RunKind.APEX_ENROLL,
+        status=RunStatus.QUEUED,
+        triggered_by="user:ada",
+        subject="fall.csv",
+    )
+    page = login("ada", "pw-admin-1")
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{live_server.url}/runs/{run.pk}/")
+    expect(page.locator("[data-run-badge]")).to_have_text("Queued")
+    first = page.locator("[data-elapsed-since]").inner_text()
+    # The elapsed time moves between polls, without a reload.
+    expect(page.locator("[data-elapsed-since]")).not_to_have_text(first, timeout=10_000)
+
+    Run.objects.filter(pk=run.pk).update(
+        status=RunStatus.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        stage="enroll",
+        progress_done=4,
+        progress_total=20,
+        progress_unit="rows",
+    )
+    # One state on the page: the header's badge follows the progress box.
+    expect(page.locator(".run-progress .badge")).to_have_text("Running", timeout=10_000)
+    expect(page.locator("[data-run-badge]")).to_have_text("Running")
+    expect(page.locator(".run-progress-done")).to_contain_text("4 / 20 rows")
+    assert not errors

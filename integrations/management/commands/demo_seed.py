@@ -41,12 +41,12 @@ class Command(BaseCommand):
             cohorts.append(cohort)
             if index < 2:
                 cohort.mentors.add(mentor)
-        changes = schedules_sync()
         self.stderr.write(
             f"  {len(cohorts)} cohorts; mentor '{mentor.username}' mentors "
-            f"{', '.join(c.name for c in cohorts[:2])}; schedules created {changes.created}"
+            f"{', '.join(c.name for c in cohorts[:2])}"
         )
         if options["no_pull"]:
+            self._schedules()
             return
         for cohort in cohorts:
             run = openclass_run_create(
@@ -60,6 +60,9 @@ class Command(BaseCommand):
             self.stderr.write(f"  pulled {cohort.name}: {run.status} {counts}")
         if settings.CANVAS_BASE_URL and settings.CANVAS_TOKEN:
             self._canvas(admin, mentor)
+        # After the first pulls, so each schedule's first run is one interval after its
+        # pull, not a re-pull of every cohort a minute after the demo starts.
+        self._schedules()
         if settings.APEX_CLIENT_ID and not Run.objects.filter(kind=RunKind.APEX_ENROLL).exists():
             # One enrollment of the demo roster, so the runs list shows every APEX outcome.
             run = apex_run_from_path(DEMO_ROSTER, dry_run=False, triggered_by="system:demo")
@@ -72,6 +75,13 @@ class Command(BaseCommand):
             run = job_execute(run.pk)
             counts = " ".join(f"{k}={v}" for k, v in run.counts.items())
             self.stderr.write(f"  synced the demo roster into Titan HST: {run.status} {counts}")
+
+    def _schedules(self) -> None:
+        changes = schedules_sync()
+        self.stderr.write(
+            f"  schedules: {changes.created} created, {changes.updated} updated, "
+            f"{changes.unchanged} unchanged"
+        )
 
     def _canvas(self, admin: User, mentor: User) -> None:
         """One bulk pull of the account's available courses, so Canvas cohorts sit beside
