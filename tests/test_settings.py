@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,15 @@ def test_placeholder_secret_key_refused_without_debug(tmp_path):
 def test_signin_settings_out_of_range_name_the_variable(tmp_path, name, value):
     with pytest.raises(AssertionError, match=name):
         load(tmp_path, **{name: value})
+
+
+def test_env_example_has_no_inline_comments_on_values():
+    """django-environ keeps a trailing `# ...` as part of the value, so a line of
+    .env.example, once uncommented, must hold the value alone."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    for number, line in enumerate(example.read_text().splitlines(), 1):
+        setting = line.lstrip("# ").strip()
+        if re.match(r"^[A-Z_][A-Z0-9_]*=", setting):
+            assert " #" not in setting, f".env.example line {number}: {line!r}"
