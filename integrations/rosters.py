@@ -1052,6 +1052,23 @@ def roster_store(source: IO[bytes], *, name: str, user=None, origin: str = "web"
     return upload
 
 
+def roster_store_path(path: str | os.PathLike, *, origin: str = "cli"):
+    """Store a local file (the job commands): `(upload, "")`, or `(None, why)` when the file
+    cannot be read or stored, so the command still records a run that says why."""
+    path = Path(path)
+    try:
+        with path.open("rb") as source:
+            return roster_store(source, name=path.name, origin=origin), ""
+    except FileNotFoundError:
+        return None, f"File not found: {path}"
+    except IsADirectoryError:
+        return None, f"{path} is a folder, not a file."
+    except OSError as exc:
+        return None, f"Cannot read {path}: {exc.strerror or exc}"
+    except RosterRefused as exc:
+        return None, str(exc)
+
+
 def _total_size(source: IO[bytes], read_so_far: int) -> int:
     try:
         return max(read_so_far, os.fstat(source.fileno()).st_size)

@@ -47,7 +47,7 @@ from integrations.config import require
 from integrations.http import ConfigError, MalformedResponse, TransientError, VendorError, redact
 from integrations.jobs import InvalidInput
 from integrations.models import RosterUpload
-from integrations.rosters import roster_store as _roster_store
+from integrations.rosters import roster_store_path
 from reports.actions import RunAction
 from reports.constants import ErrorClass
 from reports.models import Run, RunKind, RunStatus
@@ -114,18 +114,8 @@ def apex_run_from_path(path: str | os.PathLike, *, dry_run: bool, triggered_by: 
     """A queued run for a local file (the command). A file that cannot even be stored
     still gets a run, which the job closes as invalid with the reason."""
     path = Path(path)
-    try:
-        with path.open("rb") as source:
-            upload = _roster_store(source, name=path.name, origin="cli")
-    except FileNotFoundError:
-        refusal = f"File not found: {path}"
-    except IsADirectoryError:
-        refusal = f"{path} is a folder, not a file."
-    except OSError as exc:
-        refusal = f"Cannot read {path}: {exc.strerror or exc}"
-    except RosterRefused as exc:
-        refusal = str(exc)
-    else:
+    upload, refusal = roster_store_path(path)
+    if upload is not None:
         return apex_run_create(upload=upload, dry_run=dry_run, triggered_by=triggered_by)
     return run_create(
         kind=RunKind.APEX_ENROLL,

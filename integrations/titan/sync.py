@@ -125,24 +125,14 @@ def titan_run_from_path(
 ) -> Run:
     """A queued run for a local file (the command). `approve_reason`: the command's
     `--approve --reason`, which lets this run's plan through its guardrail, once."""
-    from integrations.rosters import RosterRefused, roster_store
+    from integrations.rosters import roster_store_path
 
     path = Path(path)
     extra: dict[str, Any] = {}
     if approve_reason:
         extra["approve"] = {"by": triggered_by, "reason": approve_reason}
-    try:
-        with path.open("rb") as source:
-            upload = roster_store(source, name=path.name, origin="cli")
-    except FileNotFoundError:
-        refusal = f"File not found: {path}"
-    except IsADirectoryError:
-        refusal = f"{path} is a folder, not a file."
-    except OSError as exc:
-        refusal = f"Cannot read {path}: {exc.strerror or exc}"
-    except RosterRefused as exc:
-        refusal = str(exc)
-    else:
+    upload, refusal = roster_store_path(path)
+    if upload is not None:
         return titan_run_create(
             upload=upload, dry_run=dry_run, triggered_by=triggered_by, extra=extra
         )
