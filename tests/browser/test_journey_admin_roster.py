@@ -1,12 +1,13 @@
 """Journey 1 (issue 10): an admin uploads an APEX roster with bad rows, reads the
 preview, confirms, watches the run go from queued to its report live, opens it and downloads the
-failures CSV. Screenshots: var/screenshots/admin_roster/.
-
-The Titan half of this journey belongs with Titan (issue 6).
+failures CSV; then uploads a Titan roster that trips the guardrail, reads the held plan and its
+removal list, approves it with a reason, and reads the applied run's report.
+Screenshots: var/screenshots/admin_roster/.
 """
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -17,6 +18,10 @@ from integrations.jobs import job_execute
 from tests.browser.conftest import stat_values
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+TITAN_GUARDRAIL = (
+    Path(__file__).resolve().parents[2] / "integrations/titan/demo/roster_guardrail.csv"
+)
 
 
 def test_admin_uploads_a_roster_with_bad_rows_and_reads_the_report(
@@ -98,3 +103,47 @@ def test_admin_uploads_a_roster_with_bad_rows_and_reads_the_report(
     assert "same content (SHA-256) as one already run" in page.inner_text("main")
     shots(page, "5-preview-after-run")
     assert not errors
+
+
+def test_admin_approves_a_held_titan_plan_once_and_reads_the_report(
+    login, live_server, admin_user, titan, shots
+):
+    # The continuation of the journey: a Titan roster that removes more than the limits
+    # allow is held, nothing is sent, and the admin approves it with a reason.
+    simulator = titan()
+    page = login("ada", "pw-admin-1")
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    page.goto(f"{live_server.url}/integrations/titan/")
+    page.set_input_files("input[type=file]", str(TITAN_GUARDRAIL))
+    shots(page, "6-titan-upload")
+    page.click("text=Upload and plan")
+    page.wait_for_url("**/runs/*/")
+    expect(page.locator(".report-summary")).to_be_visible(timeout=30_000)
+    shots(page, "7-titan-planned")
+
+    # The held plan: the verdict and the list of students it would remove.
+    page.click("text=Review the plan and decide")
+    page.wait_for_url("**/titan/runs/*/plan/")
+    assert "Held: this plan removes more than the limits allow" in page.inner_text("#verdict")
+    # Every removal is listed, one row each, and the site over its limit is marked.
+    assert "Central Kitchen" in page.inner_text("#verdict")
+    removals = page.locator("h2#remove + .table-wrap tbody tr")
+    removed = int(page.inner_text("h2#remove .muted").strip("()"))
+    assert removals.count() == removed > 0
+    assert "Central Kitchen" in removals.first.inner_text()
+    expect(page.locator("tr.row-failed .badge.held")).not_to_have_count(0)
+    shots(page, "8-titan-plan-held")
+    assert simulator.mutations() == []  # nothing is sent while the plan is held
+
+    # Approve with a reason; the run applies the plan and its report names who and why.
+    page.fill("textarea[name=reason]", "Central Kitchen closes this summer")
+    page.click("text=Approve and apply")
+    page.wait_for_url("**/runs/*/")
+    expect(page.locator(".report-summary")).to_be_visible(timeout=30_000)
+    report = page.inner_text("main")
+    assert "Central Kitchen closes this summer" in report and "by user:ada" in report
+    assert len(simulator.mutations()) == 50
+    shots(page, "9-titan-run-applied")
+    assert not errors, errors
