@@ -117,11 +117,8 @@ class ThresholdRulesMixin:
             raise forms.ValidationError("At least one day.")
         return value
 
-    def _share(self, name: str) -> float:
-        value = self.cleaned_data[name]
-        if not 0 < value <= 1:
-            raise forms.ValidationError("A share between 0 and 1, e.g. 0.2 for 20%.")
-        return value
+    def _share(self, name: str) -> float:  # the stored share of what the form takes
+        raise NotImplementedError
 
     def clean_behind_fraction(self) -> float:
         return self._share("behind_fraction")
@@ -148,31 +145,23 @@ def _percent_input() -> forms.NumberInput:
     return forms.NumberInput(attrs={"step": "1", "min": "1", "max": "100", "inputmode": "decimal"})
 
 
-class CohortThresholdsForm(ThresholdRulesMixin, forms.ModelForm):
-    """What an admin may tune per cohort: the health thresholds and the pace dates.
-
-    The page speaks of percentages ("20% of the curriculum behind", "a quiz average
-    under 60%"), so they are entered as percentages here and stored as shares."""
+class PercentThresholdsForm(ThresholdRulesMixin, forms.ModelForm):
+    """The thresholds as the health page speaks of them: days, and percentages ("20% of the
+    curriculum behind", "a quiz average under 60%") entered as percent and stored as shares.
+    The health page's form and the Django admin's both build on it."""
 
     PERCENT_FIELDS = ("behind_fraction", "low_grade")
 
     behind_fraction = forms.FloatField(
-        label="Behind the cohort median by (% of the curriculum)", widget=_percent_input()
+        label="Behind the cohort median by (% of the curriculum)",
+        widget=_percent_input(),
+        help_text="In percent, e.g. 20: that far behind the cohort median puts a student at risk.",
     )
-    low_grade = forms.FloatField(label="Low quiz average (%)", widget=_percent_input())
-
-    class Meta:
-        model = Cohort
-        fields = ["inactive_days", "behind_fraction", "low_grade", "starts_on", "ends_on"]
-        labels = {
-            "inactive_days": "Days inactive before watch",
-            "starts_on": "Course starts",
-            "ends_on": "Course ends",
-        }
-        widgets = {
-            "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-            "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        }
+    low_grade = forms.FloatField(
+        label="Low quiz average (%)",
+        widget=_percent_input(),
+        help_text="In percent, e.g. 60: a quiz average below it puts a student at risk.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -188,9 +177,27 @@ class CohortThresholdsForm(ThresholdRulesMixin, forms.ModelForm):
         return value / 100
 
 
-class CohortAdminForm(ThresholdRulesMixin, forms.ModelForm):
+class CohortThresholdsForm(PercentThresholdsForm):
+    """What an admin may tune per cohort on the health page: the health thresholds and the
+    pace dates."""
+
+    class Meta:
+        model = Cohort
+        fields = ["inactive_days", "behind_fraction", "low_grade", "starts_on", "ends_on"]
+        labels = {
+            "inactive_days": "Days inactive before watch",
+            "starts_on": "Course starts",
+            "ends_on": "Course ends",
+        }
+        widgets = {
+            "starts_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "ends_on": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        }
+
+
+class CohortAdminForm(PercentThresholdsForm):
     """The Django admin's cohort form (its fieldsets pick the fields shown): the thresholds
-    under the same rules as the health page's."""
+    in the same units (days, percent) and under the same rules as the health page's."""
 
     class Meta:
         model = Cohort
@@ -206,3 +213,4 @@ class CohortAdminForm(ThresholdRulesMixin, forms.ModelForm):
             "starts_on",
             "ends_on",
         ]
+        labels = {"inactive_days": "Days inactive before watch"}

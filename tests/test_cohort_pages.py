@@ -230,9 +230,9 @@ def test_invalid_thresholds_are_refused(client, admin_user, ids, cohort_a):
     ("field", "value", "message"),
     [
         ("inactive_days", 0, "At least one day."),
-        ("behind_fraction", 1.5, "A share between 0 and 1"),
-        ("behind_fraction", -0.2, "A share between 0 and 1"),
-        ("low_grade", 60, "A share between 0 and 1"),
+        ("behind_fraction", 150, "A percentage above 0 and at most 100"),
+        ("behind_fraction", -20, "A percentage above 0 and at most 100"),
+        ("low_grade", 0, "A percentage above 0 and at most 100"),
     ],
 )
 def test_the_django_admin_refuses_the_same_thresholds(
@@ -246,8 +246,8 @@ def test_the_django_admin_refuses_the_same_thresholds(
         "source": cohort_a.source,
         "external_id": cohort_a.external_id,
         "inactive_days": 7,
-        "behind_fraction": 0.2,
-        "low_grade": 0.6,
+        "behind_fraction": 20,
+        "low_grade": 60,
         field: value,
     }
     response = client.post(f"/admin/cohorts/cohort/{cohort_a.pk}/change/", data)
@@ -255,10 +255,46 @@ def test_the_django_admin_refuses_the_same_thresholds(
     assert message in response.content.decode()
     cohort_a.refresh_from_db()
     assert (cohort_a.inactive_days, cohort_a.behind_fraction, cohort_a.low_grade) == (7, 0.2, 0.6)
-    data[field] = {"inactive_days": 3, "behind_fraction": 0.3, "low_grade": 0.5}[field]
+    data[field] = {"inactive_days": 3, "behind_fraction": 30, "low_grade": 50}[field]
     assert client.post(f"/admin/cohorts/cohort/{cohort_a.pk}/change/", data).status_code == 302
     cohort_a.refresh_from_db()
-    assert getattr(cohort_a, field) == data[field]
+    stored = {"inactive_days": 3, "behind_fraction": 0.3, "low_grade": 0.5}[field]
+    assert getattr(cohort_a, field) == stored
+
+
+def test_the_django_admin_speaks_days_and_percent_like_the_health_page(
+    client, admin_user, cohort_a
+):
+    # The admin shows the stored shares as percent, labelled as the health page labels them,
+    # and a saved percent is stored as the share the health page reads.
+    cohort_a.inactive_days, cohort_a.behind_fraction, cohort_a.low_grade = 5, 0.25, 0.55
+    cohort_a.save()
+    client.force_login(admin_user)
+    url = f"/admin/cohorts/cohort/{cohort_a.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    assert form["behind_fraction"].value() == 25
+    assert form["low_grade"].value() == 55
+    assert form["inactive_days"].value() == 5
+    page = client.get(url).content.decode()
+    assert "Days inactive before watch" in page
+    assert "Behind the cohort median by (% of the curriculum)" in page
+    assert "Low quiz average (%)" in page
+    assert "0..1" not in page
+    data = {
+        "name": cohort_a.name,
+        "source": cohort_a.source,
+        "external_id": cohort_a.external_id,
+        "inactive_days": 4,
+        "behind_fraction": 20,
+        "low_grade": 45,
+    }
+    assert client.post(url, data).status_code == 302
+    cohort_a.refresh_from_db()
+    assert (cohort_a.inactive_days, cohort_a.behind_fraction, cohort_a.low_grade) == (4, 0.2, 0.45)
+    # The health page's form shows what the admin saved, in the same units.
+    health = client.get(reverse("cohorts:detail", args=[cohort_a.pk]))
+    thresholds = health.context["thresholds_form"]
+    assert (thresholds["behind_fraction"].value(), thresholds["low_grade"].value()) == (20, 45)
 
 
 def test_mentors_cannot_change_thresholds(client, mentor_a, mentor_b, cohort_a):
