@@ -248,6 +248,25 @@ def run_links(run: Run, *, absolute: bool = True) -> list[dict[str, str]]:
                 "url": site + reverse("integrations:apex_preview", args=[params["roster_id"]]),
             }
         )
+    # A Titan run: its plan of the file (the plan page), the preview it applied, and the
+    # run it undoes.
+    if params.get("roster_id") and run.kind == RunKind.TITAN_SYNC:
+        links.append(
+            {
+                "label": "File",
+                "text": params.get("file_name") or run.subject or "the uploaded file",
+                "url": site + reverse("integrations:titan_plan", args=[run.pk]),
+            }
+        )
+    for key, label in (("preview_of", "Preview"), ("undo_of", "Undoes")):
+        if params.get(key):
+            links.append(
+                {
+                    "label": label,
+                    "text": f"run #{params[key]}",
+                    "url": site + reverse("reports:detail", args=[params[key]]),
+                }
+            )
     return links
 
 

@@ -233,9 +233,19 @@ def test_report_links_the_cohort_and_the_file(run_factory):
     assert run_report(enroll)["links"][0]["url"].endswith("/apex/rosters/3/")
 
 
-def test_only_an_apex_run_links_the_apex_preview(run_factory):
-    titan = run_factory(kind=RunKind.TITAN_SYNC, subject="t.csv", params={"roster_id": 3})
-    assert run_report(titan)["links"] == []
+def test_a_titan_run_links_its_plan_the_preview_it_applied_and_the_run_it_undoes(run_factory):
+    titan = run_factory(
+        kind=RunKind.TITAN_SYNC,
+        subject="t.csv",
+        params={"roster_id": 3, "file_name": "t.csv", "preview_of": 11, "undo_of": 9},
+    )
+    links = [(link["label"], link["text"], link["url"]) for link in run_report(titan)["links"]]
+    assert links == [
+        ("File", "t.csv", f"http://127.0.0.1:8000/integrations/titan/runs/{titan.pk}/plan/"),
+        ("Preview", "run #11", "http://127.0.0.1:8000/runs/11/"),
+        ("Undoes", "run #9", "http://127.0.0.1:8000/runs/9/"),
+    ]
+    assert "/apex/rosters/" not in str(links)
 
 
 def test_a_bulk_run_links_each_cohort_its_items_name(run_factory):
