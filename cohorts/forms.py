@@ -107,48 +107,15 @@ class MentorNoteForm(forms.ModelForm):
         return body
 
 
-class ThresholdRulesMixin:
-    """The thresholds' rules, shared by the health page's form and the Django admin's, so
-    neither stores what the other refuses."""
-
-    def clean_inactive_days(self) -> int:
-        value = self.cleaned_data["inactive_days"]
-        if value < 1:
-            raise forms.ValidationError("At least one day.")
-        return value
-
-    def _share(self, name: str) -> float:  # the stored share of what the form takes
-        raise NotImplementedError
-
-    def clean_behind_fraction(self) -> float:
-        return self._share("behind_fraction")
-
-    def clean_low_grade(self) -> float:
-        return self._share("low_grade")
-
-    def clean(self) -> dict:
-        data = super().clean()
-        for name in ("starts_on", "ends_on"):
-            value = data.get(name)
-            if value is not None and (
-                problem := date_out_of_range(value, (EARLIEST_DATE, LATEST_DATE))
-            ):
-                self.add_error(name, problem)
-                data.pop(name, None)
-        starts, ends = data.get("starts_on"), data.get("ends_on")
-        if starts and ends and ends < starts:
-            self.add_error("ends_on", "The course cannot end before it starts.")
-        return data
-
-
 def _percent_input() -> forms.NumberInput:
     return forms.NumberInput(attrs={"step": "1", "min": "1", "max": "100", "inputmode": "decimal"})
 
 
-class PercentThresholdsForm(ThresholdRulesMixin, forms.ModelForm):
+class PercentThresholdsForm(forms.ModelForm):
     """The thresholds as the health page speaks of them: days, and percentages ("20% of the
     curriculum behind", "a quiz average under 60%") entered as percent and stored as shares.
-    The health page's form and the Django admin's both build on it."""
+    The health page's form and the Django admin's both build on it, so neither stores what
+    the other refuses."""
 
     PERCENT_FIELDS = ("behind_fraction", "low_grade")
 
@@ -169,6 +136,32 @@ class PercentThresholdsForm(ThresholdRulesMixin, forms.ModelForm):
             share = getattr(self.instance, name, None)
             if share is not None:
                 self.initial[name] = round(share * 100, 1)
+
+    def clean_inactive_days(self) -> int:
+        value = self.cleaned_data["inactive_days"]
+        if value < 1:
+            raise forms.ValidationError("At least one day.")
+        return value
+
+    def clean_behind_fraction(self) -> float:
+        return self._share("behind_fraction")
+
+    def clean_low_grade(self) -> float:
+        return self._share("low_grade")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        for name in ("starts_on", "ends_on"):
+            value = data.get(name)
+            if value is not None and (
+                problem := date_out_of_range(value, (EARLIEST_DATE, LATEST_DATE))
+            ):
+                self.add_error(name, problem)
+                data.pop(name, None)
+        starts, ends = data.get("starts_on"), data.get("ends_on")
+        if starts and ends and ends < starts:
+            self.add_error("ends_on", "The course cannot end before it starts.")
+        return data
 
     def _share(self, name: str) -> float:
         value = self.cleaned_data[name]
