@@ -1,0 +1,1 @@
+"""Benchmark cases: each module declares `CASES`, a tuple of `bench.harness.BenchCase`."""
