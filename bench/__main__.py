@@ -26,8 +26,10 @@ def main() -> int:
             if args.size and size not in args.size:
                 continue
             print(f"bench: {case.name} [{size}] ...", file=sys.stderr, flush=True)
-            results.append(run_in_child(case, size))
-            print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            done = run_in_child(case, size)
+            results.extend(done)
+            for line in table(done).splitlines()[2:]:
+                print(line, file=sys.stderr, flush=True)
     print(f"\n{platform.node()}: {platform.python_implementation()} {platform.python_version()}")
     print(table(results))
     return 0 if all(r.met is not False and not r.skipped for r in results) else 1

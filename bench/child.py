@@ -15,8 +15,8 @@ def main() -> None:
     from bench.harness import Result, cases, result_json
 
     case = next(c for c in cases() if c.name == name)
-    result: Result = import_string(case.func)(size)
-    print(result_json(result), flush=True)
+    results: Result | list[Result] = import_string(case.func)(size)
+    print(result_json(results), flush=True)
 
 
 if __name__ == "__main__":

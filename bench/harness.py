@@ -33,7 +33,7 @@ RESULT_MARK = "BENCH-RESULT "
 @dataclass(frozen=True)
 class BenchCase:
     name: str  # unique, e.g. "openclass-pull"
-    func: str  # dotted path of run(size: str) -> Result
+    func: str  # dotted path of run(size: str) -> Result | list[Result] (e.g. a pull and its re-run)
     sizes: tuple[str, ...] = ("default",)  # each size runs in its own child process
     needs: tuple[str, ...] = ()  # "postgres", "redis": skipped (and said) when absent
     timeout: int = 600  # seconds for one size
@@ -122,11 +122,16 @@ def missing_services(case: BenchCase) -> list[str]:
     return missing
 
 
-def run_in_child(case: BenchCase, size: str) -> Result:
-    """Run one size of a case in a fresh process; its peak RSS comes from wait4."""
+def run_in_child(case: BenchCase, size: str) -> list[Result]:
+    """Run one size of a case in a fresh process; its peak RSS comes from wait4.
+
+    A case may return several results (a pull and its unchanged re-run): they share the
+    process, so they share its peak memory.
+    """
     missing = missing_services(case)
     if missing:
-        return Result(case=case.name, size=size, seconds=0.0, skipped=f"needs {', '.join(missing)}")
+        skipped = f"needs {', '.join(missing)}"
+        return [Result(case=case.name, size=size, seconds=0.0, skipped=skipped)]
     data_dir(case, size).mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.child", case.name, size],
@@ -148,16 +153,19 @@ def run_in_child(case: BenchCase, size: str) -> Result:
     found = [ln for ln in lines if ln.startswith(RESULT_MARK)]
     if proc.returncode != 0 or not found:
         tail = "".join(lines[-5:]).strip()
-        return Result(
+        failed = Result(
             case=case.name,
             size=size,
             seconds=0.0,
             skipped=f"failed (exit {proc.returncode}) {tail}"[:300],
             peak_rss_mb=usage.ru_maxrss / 1024,
         )
-    result = Result(**json.loads(found[-1][len(RESULT_MARK) :]))
-    result.peak_rss_mb = round(usage.ru_maxrss / 1024, 1)  # Linux: kilobytes
-    return judged(result)
+        return [failed]
+    results = [Result(**item) for item in json.loads(found[-1][len(RESULT_MARK) :])]
+    for result in results:
+        result.peak_rss_mb = round(usage.ru_maxrss / 1024, 1)  # Linux: kilobytes
+        judged(result)
+    return results
 
 
 def judged(result: Result) -> Result:
@@ -174,8 +182,10 @@ def judged(result: Result) -> Result:
     return result
 
 
-def result_json(result: Result) -> str:
-    return RESULT_MARK + json.dumps(asdict(result), default=str)
+def result_json(results: Result | list[Result]) -> str:
+    if isinstance(results, Result):
+        results = [results]
+    return RESULT_MARK + json.dumps([asdict(r) for r in results], default=str)
 
 
 # --- Simulators in their own process ------------------------------------------------------
