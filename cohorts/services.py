@@ -3,15 +3,23 @@
 A pull hands over one page of plain records at a time; each call writes that page in one
 transaction with bulk statements, and reports what it created, updated and left alone, so
 a re-run over unchanged data writes nothing.
+
+Progressions, the bulk of every pull, are written without model instances: one read of
+which of the page's ids are stored, then `INSERT ... ON CONFLICT (source, external_id) DO
+UPDATE ... WHERE <a column differs> RETURNING external_id`, so the database compares, writes
+only the rows that changed and says which it wrote (SQLite 3.35+ and PostgreSQL alike). A
+pull that writes many pages passes a `PullMemo`: students and assignments it already wrote
+with the same record are not read or written again on later pages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -88,6 +96,39 @@ class UpsertResult:
         return self
 
 
+@dataclass
+class PullMemo:
+    """What one pull has written so far: external id -> (the record written, its pk).
+
+    A record equal to the one written earlier in the same pull changes nothing (the
+    upserts only fill and overwrite with the record's values, and the student's person and
+    enrollment were settled then), so later pages skip it without a query. Lives for one
+    pull; drop it (`clear`) if a write it saw is rolled back.
+    """
+
+    students: dict[str, tuple[StudentRecord, int]] = field(default_factory=dict)
+    assignments: dict[str, tuple[AssignmentRecord, int]] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self.students.clear()
+        self.assignments.clear()
+
+
+def _memo_split(by_id: dict, seen: dict | None) -> tuple[dict[str, int], dict]:
+    """(pks of the records the memo saw written as they are, the records still to write)."""
+    if not seen:
+        return {}, by_id
+    known: dict[str, int] = {}
+    todo = {}
+    for ext_id, rec in by_id.items():
+        entry = seen.get(ext_id)
+        if entry is not None and entry[0] == rec:
+            known[ext_id] = entry[1]
+        else:
+            todo[ext_id] = rec
+    return known, todo
+
+
 def cohort_get_or_create(*, source: str, external_id: str, name: str = "") -> Cohort:
     cohort, created = Cohort.objects.get_or_create(
         source=source, external_id=external_id, defaults={"name": name or external_id}
@@ -145,13 +186,34 @@ def _chunks(items: Sequence, size: int = 500) -> Iterable[Sequence]:
 
 
 def students_upsert(
-    *, cohort: Cohort, source: str, records: Iterable[StudentRecord]
+    *,
+    cohort: Cohort,
+    source: str,
+    records: Iterable[StudentRecord],
+    memo: PullMemo | None = None,
 ) -> tuple[dict[str, int], UpsertResult]:
-    """Create or update students and enroll them in the cohort. Returns external id → pk."""
+    """Create or update students and enroll them in the cohort. Returns external id → pk.
+
+    With a `memo`, a record written earlier in the same pull is counted unchanged without
+    a query."""
     by_id = {r.external_id: r for r in records}
     result = UpsertResult()
     if not by_id:
         return {}, result
+    known, todo = _memo_split(by_id, memo.students if memo is not None else None)
+    if todo:
+        ids, result = _students_write(cohort=cohort, source=source, by_id=todo)
+        known.update(ids)
+        if memo is not None:
+            memo.students.update((ext, (rec, ids[ext])) for ext, rec in todo.items())
+    result.unchanged = len(by_id) - result.created - result.updated
+    return {ext: known[ext] for ext in by_id}, result
+
+
+def _students_write(
+    *, cohort: Cohort, source: str, by_id: dict[str, StudentRecord]
+) -> tuple[dict[str, int], UpsertResult]:
+    result = UpsertResult()
     existing: dict[str, Student] = {}
     for chunk in _chunks(list(by_id)):
         existing.update(
@@ -222,12 +284,18 @@ _ASSIGNMENT_FIELDS = (
 
 
 def assignments_upsert(
-    *, cohort: Cohort, records: Iterable[AssignmentRecord], fill_only: bool = False
+    *,
+    cohort: Cohort,
+    records: Iterable[AssignmentRecord],
+    fill_only: bool = False,
+    memo: PullMemo | None = None,
 ) -> tuple[dict[str, int], UpsertResult]:
     """Create or update the cohort's assignments. Returns external id → pk.
 
     `fill_only=True` (records seen inside progressions, which carry no curriculum order)
-    creates missing assignments and fills empty names/kinds, but never moves them.
+    creates missing assignments and fills empty names/kinds, but never moves them. With a
+    `memo`, a record written earlier in the same pull is counted unchanged without a query
+    (the same record applied twice changes nothing, fill-only or not).
     """
     by_id: dict[str, AssignmentRecord] = {}
     for rec in records:
@@ -235,6 +303,20 @@ def assignments_upsert(
     result = UpsertResult()
     if not by_id:
         return {}, result
+    known, todo = _memo_split(by_id, memo.assignments if memo is not None else None)
+    if todo:
+        ids, result = _assignments_write(cohort=cohort, by_id=todo, fill_only=fill_only)
+        known.update(ids)
+        if memo is not None:
+            memo.assignments.update((ext, (rec, ids[ext])) for ext, rec in todo.items())
+    result.unchanged = len(by_id) - result.created - result.updated
+    return {ext: known[ext] for ext in by_id}, result
+
+
+def _assignments_write(
+    *, cohort: Cohort, by_id: dict[str, AssignmentRecord], fill_only: bool
+) -> tuple[dict[str, int], UpsertResult]:
+    result = UpsertResult()
     existing: dict[str, Assignment] = {}
     for chunk in _chunks(list(by_id)):
         existing.update(
@@ -316,7 +398,14 @@ def progressions_upsert(
     assignment_ids: dict[str, int],
     now: datetime | None = None,
 ) -> UpsertResult:
-    """Insert new progressions, update changed ones, leave equal ones untouched."""
+    """Insert new progressions, update changed ones, leave equal ones untouched.
+
+    No model instances: per batch, one read of which ids are stored, then one
+    `INSERT ... ON CONFLICT DO UPDATE ... WHERE <a column differs> RETURNING external_id`.
+    Created: the ids not stored before; updated: stored ids the statement wrote (a column
+    differed, or the row was in another cohort); unchanged: the rest, which keep their
+    `synced_at`.
+    """
     now = now or timezone.now()
     result = UpsertResult()
     incoming: dict[str, ProgressionRecord] = {}
@@ -324,59 +413,119 @@ def progressions_upsert(
         incoming[rec.external_id] = rec  # a page never repeats an id; last one wins if it does
     if not incoming:
         return result
-    existing: dict[str, Progression] = {}
-    for chunk in _chunks(list(incoming)):
-        existing.update(
-            {
-                p.external_id: p
-                for p in Progression.objects.filter(source=source, external_id__in=chunk).only(
-                    "id", "external_id", "cohort_id", *_PROGRESSION_FIELDS
-                )
-            }
+    adapt = _datetime_adapter()
+    cohort_id, synced_at = cohort.pk, adapt(now)
+    rows = [
+        (
+            cohort_id,
+            student_ids[rec.student_external_id],
+            assignment_ids[rec.assignment_external_id],
+            rec.grade,
+            adapt(rec.started_at),
+            adapt(rec.completed_at),
+            adapt(rec.reviewed_at),
+            rec.score,
+            rec.late,
+            rec.missing,
+            rec.excused,
+            synced_at,
+            source,
+            ext_id,
         )
-    to_create, to_update = [], []
-    for ext_id, rec in incoming.items():
-        values = {
-            "student_id": student_ids[rec.student_external_id],
-            "assignment_id": assignment_ids[rec.assignment_external_id],
-            "grade": rec.grade,
-            "started_at": rec.started_at,
-            "completed_at": rec.completed_at,
-            "reviewed_at": rec.reviewed_at,
-            "score": rec.score,
-            "late": rec.late,
-            "missing": rec.missing,
-            "excused": rec.excused,
-        }
-        current = existing.get(ext_id)
-        if current is None:
-            to_create.append(
-                Progression(
-                    cohort=cohort, source=source, external_id=ext_id, synced_at=now, **values
-                )
-            )
-            continue
-        if current.cohort_id == cohort.pk and all(
-            getattr(current, k) == v for k, v in values.items()
-        ):
-            result.unchanged += 1
-            continue
-        for k, v in values.items():
-            setattr(current, k, v)
-        current.cohort_id = cohort.pk
-        current.synced_at = now
-        to_update.append(current)
-        result.changed_keys.append(ext_id)
+        for ext_id, rec in incoming.items()
+    ]
+    keys = list(incoming)
+    size = _batch_size(len(_PROGRESSION_COLUMNS))
     with transaction.atomic():
-        if to_create:
-            Progression.objects.bulk_create(to_create, batch_size=500)
-        if to_update:
-            Progression.objects.bulk_update(
-                to_update, ["cohort_id", *_PROGRESSION_FIELDS, "synced_at"], batch_size=500
-            )
-    result.created = len(to_create)
-    result.updated = len(to_update)
+        for start in range(0, len(rows), size):
+            batch_keys = keys[start : start + size]
+            stored = _progressions_stored(source, batch_keys)
+            written = _progressions_write(rows[start : start + size])
+            created = len(batch_keys) - len(stored)
+            result.created += created
+            changed = [key for key in batch_keys if key in written and key in stored]
+            result.updated += len(changed)
+            result.changed_keys.extend(changed)
+            result.unchanged += len(stored) - len(changed)
     return result
+
+
+# Written by progressions_upsert, in the order of its rows; the last two are the key.
+_PROGRESSION_COLUMNS = ("cohort_id", *_PROGRESSION_FIELDS, "synced_at", "source", "external_id")
+# A stored row is rewritten only when one of these differs (synced_at then moves too).
+_PROGRESSION_COMPARED = ("cohort_id", *_PROGRESSION_FIELDS)
+
+
+def _batch_size(columns: int) -> int:
+    """Rows per statement: at most 500, within the database's limit of parameters."""
+    limit = connection.features.max_query_params or 999
+    return max(1, min(500, limit // columns))
+
+
+def _datetime_adapter() -> Callable[[datetime | None], object]:
+    """The database's value of a datetime, as Django's field would send it.
+
+    SQLite stores UTC text (`str()` of the naive UTC time); an aware UTC datetime, what
+    every vendor client hands over, takes a shortcut that gives the same text.
+    """
+    adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite" or connection.timezone_name != "UTC":
+        return adapt
+
+    def adapt_sqlite(value: datetime | None) -> object:
+        if value is None:
+            return None
+        if value.tzinfo is UTC:
+            return value.isoformat(" ")[:-6]  # without "+00:00"
+        return adapt(value)
+
+    return adapt_sqlite
+
+
+def _progressions_stored(source: str, keys: Sequence[str]) -> set[str]:
+    """Which of these external ids are stored for `source`."""
+    table = connection.ops.quote_name(Progression._meta.db_table)
+    marks = ", ".join(["%s"] * len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT external_id FROM {table} WHERE source = %s AND external_id IN ({marks})",
+            [source, *keys],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _progressions_write(rows: Sequence[tuple]) -> set[str]:
+    """Insert or update these rows (in `_PROGRESSION_COLUMNS` order) where they differ;
+    returns the external ids actually written."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _progression_upsert_sql(connection.vendor, len(rows)),
+            [value for row in rows for value in row],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@lru_cache(maxsize=16)
+def _progression_upsert_sql(vendor: str, count: int) -> str:
+    quote = connection.ops.quote_name
+    table = quote(Progression._meta.db_table)
+    names = [quote(Progression._meta.get_field(f).column) for f in _PROGRESSION_COLUMNS]
+    row = "(" + ", ".join(["%s"] * len(names)) + ")"
+    # NULL-safe "differs": IS DISTINCT FROM (PostgreSQL), IS NOT (SQLite).
+    differs = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
+    updated = [n for f, n in zip(_PROGRESSION_COLUMNS, names, strict=True) if f not in _KEY]
+    compared = [quote(Progression._meta.get_field(f).column) for f in _PROGRESSION_COMPARED]
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * count)} "
+        f"ON CONFLICT ({quote('source')}, {quote('external_id')}) DO UPDATE SET "
+        + ", ".join(f"{n} = excluded.{n}" for n in updated)
+        + " WHERE "
+        + " OR ".join(f"{table}.{n} {differs} excluded.{n}" for n in compared)
+        + f" RETURNING {quote('external_id')}"
+    )
+
+
+_KEY = ("source", "external_id")
 
 
 def enrollment_details_update(*, cohort: Cohort, details: dict[int, EnrollmentDetail]) -> int:

@@ -233,14 +233,15 @@ def test_a_pull_that_fails_half_way_still_says_what_its_pages_changed(
 
     sim = openclass()
     settings.HTTP_MAX_RETRIES = 1
-    real_upsert = pull.progressions_upsert
+    real_page = pull.OpenClassClient.progression_page
 
-    def upsert_then_break(**kwargs):
-        result = real_upsert(**kwargs)
+    def page_then_break(self, class_id, page, page_size):
+        # The vendor goes down once page 0 is served (page 1 is fetched while 0 is stored).
+        result = real_page(self, class_id, page, page_size)
         sim.fail_next("GET", r"/progressions$", Response.json({"error": "down"}, 500), times=5)
         return result
 
-    monkeypatch.setattr(pull, "progressions_upsert", upsert_then_break)
+    monkeypatch.setattr(pull.OpenClassClient, "progression_page", page_then_break)
     run = job_execute(openclass_run_create(class_id=WEB, triggered_by="test").pk)
     assert run.status == RunStatus.FAILED and "at page 1" in run.message
     (cohort,) = run_changes(run)

@@ -167,14 +167,15 @@ def test_retries_running_out_fail_the_run_and_keep_earlier_pages(openclass, sett
     pull_run(WEB)
     first = sim.progressions(WEB)[0]  # served on page 0
     sim.set_grade(first.id, 0.01)
-    real_upsert = pull.progressions_upsert
+    real_page = pull.OpenClassClient.progression_page
 
-    def upsert_then_break(**kwargs):
-        result = real_upsert(**kwargs)
+    def page_then_break(self, class_id, page, page_size):
+        # The vendor goes down once page 0 is served (page 1 is fetched while 0 is stored).
+        result = real_page(self, class_id, page, page_size)
         sim.fail_next("GET", r"/progressions$", Response.json({"error": "down"}, 500), times=5)
         return result
 
-    monkeypatch.setattr(pull, "progressions_upsert", upsert_then_break)
+    monkeypatch.setattr(pull.OpenClassClient, "progression_page", page_then_break)
     run = pull_run(WEB)
     assert run.status == RunStatus.FAILED and run.error_class == "transient"
     assert "at page 1" in run.message
@@ -280,8 +281,9 @@ def test_pages_are_written_as_they_arrive(openclass, settings, monkeypatch):
     monkeypatch.setattr(pull, "progressions_upsert", recording_upsert)
     run = pull_run(WEB)
     assert run.status == RunStatus.SUCCEEDED
-    # Write N happens after exactly N pages were asked for: nothing is gathered up front.
-    assert [requests for requests, _ in seen] == list(range(1, len(seen) + 1))
+    # Write N happens once N pages were asked for, and at most one more (the next page is
+    # fetched while this one is stored): nothing is gathered up front.
+    assert all(n <= requests <= n + 1 for n, (requests, _) in enumerate(seen, start=1))
     assert all(size <= 50 for _, size in seen)
     assert len(seen) == run.progress_total
 

@@ -22,6 +22,7 @@ from cohorts.models import Cohort, Source
 from cohorts.services import (
     AssignmentRecord,
     ProgressionRecord,
+    PullMemo,
     StudentRecord,
     assignments_upsert,
     cohort_get_or_create,
@@ -39,6 +40,7 @@ from integrations.openclass.client import (
     OpenClassClient,
     ProgressionPage,
 )
+from integrations.prefetch import Prefetch
 from reports.models import ErrorClass, Run, RunKind, RunStatus
 from reports.services import RunTracker, run_get_or_create, run_lock_key
 
@@ -191,19 +193,24 @@ def _pages_pull(
     assignments = {item.assignment_id for item in detail.curriculum}
     next_page = 0
     skipped_any, more_promised = False, False
+    memo = PullMemo()  # students and assignments this pull has written
     try:
-        for page in client.iter_progression_pages(detail.id, page_size):
-            _progress_total(tracker, page)
-            with store.timing():
-                seen_pks.update(_page_store(tracker, cohort, page))
-            skipped_any = skipped_any or bool(page.invalid)
-            more_promised = page.can_load_more
-            students.update(p.user.id for p in page.progressions)
-            assignments.update(p.assignment.id for p in page.progressions)
-            tracker.set_count("students", len(students))
-            tracker.set_count("assignments", len(assignments))
-            tracker.advance()
-            next_page = page.page + 1
+        # Page N+1 is fetched and decoded in a thread while page N is stored here.
+        with Prefetch(
+            client.iter_progression_pages(detail.id, page_size), name="openclass-pages"
+        ) as pages:
+            for page in pages:
+                _progress_total(tracker, page)
+                with store.timing():
+                    seen_pks.update(_page_store(tracker, cohort, page, memo))
+                skipped_any = skipped_any or bool(page.invalid)
+                more_promised = page.can_load_more
+                students.update(p.user.id for p in page.progressions)
+                assignments.update(p.assignment.id for p in page.progressions)
+                tracker.set_count("students", len(students))
+                tracker.set_count("assignments", len(assignments))
+                tracker.advance()
+                next_page = page.page + 1
     except VendorError as exc:
         # Say how far it got: the pages before this one are stored and stay.
         exc.message = f"{exc.message} {_at_page(next_page)}"
@@ -266,7 +273,9 @@ def _progress_total(tracker: RunTracker, page: ProgressionPage) -> None:
         tracker.set_total(total, unit="pages")
 
 
-def _page_store(tracker: RunTracker, cohort: Cohort, page: ProgressionPage) -> set[int]:
+def _page_store(
+    tracker: RunTracker, cohort: Cohort, page: ProgressionPage, memo: PullMemo
+) -> set[int]:
     """Write one page in one transaction and record what it did; returns the pks of the
     students it saw."""
     students = [
@@ -297,20 +306,24 @@ def _page_store(tracker: RunTracker, cohort: Cohort, page: ProgressionPage) -> s
         )
         for p in page.progressions
     ]
-    with transaction.atomic():
-        student_ids, student_result = students_upsert(
-            cohort=cohort, source=Source.OPENCLASS, records=students
-        )
-        assignment_ids, assignment_result = assignments_upsert(
-            cohort=cohort, records=assignments, fill_only=True
-        )
-        result = progressions_upsert(
-            cohort=cohort,
-            source=Source.OPENCLASS,
-            records=progressions,
-            student_ids=student_ids,
-            assignment_ids=assignment_ids,
-        )
+    try:
+        with transaction.atomic():
+            student_ids, student_result = students_upsert(
+                cohort=cohort, source=Source.OPENCLASS, records=students, memo=memo
+            )
+            assignment_ids, assignment_result = assignments_upsert(
+                cohort=cohort, records=assignments, fill_only=True, memo=memo
+            )
+            result = progressions_upsert(
+                cohort=cohort,
+                source=Source.OPENCLASS,
+                records=progressions,
+                student_ids=student_ids,
+                assignment_ids=assignment_ids,
+            )
+    except BaseException:
+        memo.clear()  # it may hold what this page's rolled-back writes claimed
+        raise
     counts = {
         "fetched": page.fetched,
         "created": result.created,

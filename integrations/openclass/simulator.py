@@ -12,7 +12,9 @@ plain string, null timestamps, a form-encoded login only, the token in a header 
 
 Knobs (see `build`): `seed`, `latency_ms`, `fail_rate` (base class), `token_lifetime`
 (seconds), `encoding` ("double" or "plain"), `broken_progressions` (per class, served
-without a user id), `anchor` (the day the data ends; default today, UTC). Test helpers:
+without a user id), `anchor` (the day the data ends; default today, UTC),
+`bench_students` and `bench_assignments` (a fourth class, `BENCH`, with one progression per
+student and assignment: the benchmark's 100,000 rows; bench/cases/pulls.py). Test helpers:
 `set_grade`, `break_progression`, `expire_tokens`.
 """
 
@@ -40,6 +42,10 @@ SOFTWARE, DATA, WEB = (
     "6650a1b2c3d4e5f6a7b8c902",
     "6650a1b2c3d4e5f6a7b8c903",
 )
+# The benchmark's class (served only when `bench_students` and `bench_assignments` are set).
+BENCH = "6650a1b2c3d4e5f6a7b8c9ff"
+BENCH_UNIT_SIZE = 10
+
 DEMO_CLASSES: list[tuple[str, str]] = [
     (SOFTWARE, "Software Development 1"),
     (DATA, "Data Analysis 1"),
@@ -204,6 +210,8 @@ class OpenClassSimulator(Simulator):
         broken_progressions: int = 0,
         anchor: datetime | None = None,
         clock: Callable[[], float] = time.monotonic,
+        bench_students: int = 0,
+        bench_assignments: int = 0,
     ) -> None:
         super().__init__(seed=seed, latency_ms=latency_ms, fail_rate=fail_rate)
         if encoding not in ("double", "plain"):
@@ -225,6 +233,8 @@ class OpenClassSimulator(Simulator):
         self.classes: dict[str, SimClass] = {}
         self._progressions: dict[str, SimProgression] = {}
         self._generate(random.Random(seed))
+        if bench_students > 0 and bench_assignments > 0:
+            self._bench_class(random.Random(seed), bench_students, bench_assignments)
         for sim_class in self.classes.values():
             for progression in sim_class.progressions[:broken_progressions]:
                 progression.broken = True
@@ -264,6 +274,56 @@ class OpenClassSimulator(Simulator):
             )
             self.classes[class_id] = sim_class
             self._progressions.update((p.id, p) for p in sim_class.progressions)
+
+    def _bench_class(self, rng: random.Random, students: int, assignments: int) -> None:
+        """`BENCH`: every student has a progression on every assignment (a tenth of them
+        quizzes), served newest completion first like the others; cheap to generate."""
+        start = self.anchor - timedelta(weeks=12)
+        sim_class = SimClass(BENCH, "Bench class", [], {}, "")
+        ids = []
+        for n in range(assignments):
+            assignment_id = _oid(rng, start)
+            quiz = n % BENCH_UNIT_SIZE == BENCH_UNIT_SIZE - 1
+            sim_class.assignments[assignment_id] = (
+                f"Bench {'quiz' if quiz else 'lesson'} {n + 1}",
+                "quiz" if quiz else "lesson",
+            )
+            ids.append(assignment_id)
+        for first in range(0, assignments, BENCH_UNIT_SIZE):
+            unit = first // BENCH_UNIT_SIZE + 1
+            sim_class.units.append((f"Bench unit {unit}", ids[first : first + BENCH_UNIT_SIZE]))
+        for i in range(students):
+            user_id = _oid(rng, start + timedelta(minutes=i))
+            self.users[user_id] = {
+                "id": user_id,
+                "first_name": f"Bench{i}",
+                "last_name": "Student",
+                "email": f"bench{i}@students.example.edu",
+            }
+            for n, assignment_id in enumerate(ids):
+                started = _ms(start + timedelta(hours=n * 12, minutes=i % 600))
+                done = rng.random() < 0.8
+                completed = _ms(started + timedelta(hours=rng.uniform(1, 48))) if done else None
+                quiz = sim_class.assignments[assignment_id][1] == "quiz"
+                grade = round(rng.uniform(0.3, 1.0), 2) if quiz and done else None
+                reviewed = completed + timedelta(days=1) if done and rng.random() < 0.5 else None
+                sim_class.progressions.append(
+                    SimProgression(
+                        id=_oid(rng, started),
+                        user_id=user_id,
+                        assignment_id=assignment_id,
+                        grade=grade,
+                        started_at=started,
+                        completed_at=completed,
+                        reviewed_at=reviewed,
+                        plain_id=rng.random() < 0.35,
+                    )
+                )
+        sim_class.progressions.sort(
+            key=lambda p: (p.completed_at is None, -(p.completed_at or start).timestamp(), p.id)
+        )
+        self.classes[BENCH] = sim_class
+        self._progressions.update((p.id, p) for p in sim_class.progressions)
 
     def _curriculum(
         self, rng: random.Random, class_id: str, class_name: str, curriculum: _Curriculum

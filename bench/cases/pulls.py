@@ -1,0 +1,162 @@
+"""Pulls (issue 11): the OpenClass and Canvas pulls against a bare fetch of the same pages.
+
+Each size runs the real job (`job_execute` on a queued run, report included) against the
+vendor's simulator served in its own process, rate limits off, on a fresh SQLite database:
+first the pull into an empty database, then the same pull again with nothing changed.
+The floor, measured in the same process just before, is a bare keep-alive client
+(`requests.Session`) fetching and JSON-decoding the same pages the pull reads.
+
+Each Result's `extra` holds the run's counts and a breakdown of the pull's time: the
+vendor's (HTTP), decoding, storing, the cohort's two health snapshots, the report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from bench.harness import BenchCase, Result, best_of, simulator_process, timed
+
+PULL_RATIO = 1.5
+RERUN_RATIO = 1.2
+
+OPENCLASS_SIZES = {"30k": (300, 100), "100k": (1000, 100)}  # students x assignments
+OPENCLASS_PAGE_SIZE = 100
+# Canvas: one course, students x assignments submissions (100 a page, Canvas's maximum).
+CANVAS_SIZES = {"50k": (500, 100)}
+
+
+def _say(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def _fresh_database() -> None:
+    """An empty database for the first pull (the data directory outlives a bench run)."""
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        connection.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db['NAME']}{suffix}").unlink(missing_ok=True)
+    call_command("migrate", verbosity=0)
+
+
+def _breakdown(run, wall: float) -> dict:
+    """Where the pull's time went, from its stage timings (seconds)."""
+    timings = dict(run.stage_timings)
+    parts = {k: round(v, 2) for k, v in timings.items()}
+    parts["wall"] = round(wall, 2)
+    parts["other"] = round(wall - sum(timings.values()), 2)
+    return parts
+
+
+def _judged_counts(run, *, expect_created: int, expect_unchanged: int) -> dict:
+    counts = dict(run.counts)
+    if run.status != "succeeded":
+        raise SystemExit(f"bench: run {run.pk} ended {run.status}: {run.message}")
+    if counts.get("created") != expect_created or counts.get("unchanged") != expect_unchanged:
+        raise SystemExit(f"bench: run {run.pk} counted {counts}")
+    return counts
+
+
+# --- OpenClass ---------------------------------------------------------------------------
+
+
+def _openclass_floor(base_url: str, class_id: str, pages: int) -> float:
+    """A bare keep-alive client: sign in once, then fetch and decode every page (the
+    payload comes JSON-encoded inside the JSON, contract section 2: decoded too)."""
+    import requests
+
+    from integrations.openclass.simulator import DEMO_EMAIL, DEMO_PASSWORD
+
+    session = requests.Session()
+    login = session.post(
+        f"{base_url}/v1/auth/login", data={"email": DEMO_EMAIL, "password": DEMO_PASSWORD}
+    )
+    token = login.json()["result"]["token"]
+    url = f"{base_url}/v1/classes/{class_id}/progressions"
+
+    def fetch_all() -> int:
+        rows = 0
+        for page in range(pages):
+            body = session.get(
+                url,
+                params={
+                    "page": page,
+                    "return_count": OPENCLASS_PAGE_SIZE,
+                    "sort_by_completed_at": -1,
+                },
+                headers={"bearer": token},
+            ).json()
+            objects = body["result"]["objects"]
+            payload = json.loads(objects[0] if isinstance(objects, list) else objects)
+            rows += len(payload["data"])
+        return rows
+
+    return best_of(2, fetch_all)
+
+
+def openclass_run(size: str) -> list[Result]:
+    from django.test import override_settings
+
+    from integrations.jobs import job_execute
+    from integrations.openclass.pull import openclass_run_create
+    from integrations.openclass.simulator import BENCH, DEMO_APP_ID, DEMO_EMAIL, DEMO_PASSWORD
+
+    students, assignments = OPENCLASS_SIZES[size]
+    rows = students * assignments
+    pages = -(-rows // OPENCLASS_PAGE_SIZE)
+    _fresh_database()
+    _say(f"OpenClass simulator with {rows:,} progressions ...")
+    with simulator_process(
+        "integrations.openclass.simulator.build",
+        bench_students=students,
+        bench_assignments=assignments,
+    ) as base_url:
+        floor = _openclass_floor(base_url, BENCH, pages)
+        _say(f"floor: {pages} pages in {floor:.2f} s")
+        overrides = {
+            "OPENCLASS_BASE_URL": base_url,
+            "OPENCLASS_EMAIL": DEMO_EMAIL,
+            "OPENCLASS_PASSWORD": DEMO_PASSWORD,
+            "OPENCLASS_APP_ID": DEMO_APP_ID,
+            "OPENCLASS_PAGE_SIZE": OPENCLASS_PAGE_SIZE,
+            "OPENCLASS_REQUESTS_PER_SECOND": 0,  # 0: no limit (integrations.http.RateLimiter)
+        }
+        results = []
+        with override_settings(**overrides):
+            for label, created, unchanged, target in (
+                ("first pull", rows, 0, PULL_RATIO),
+                ("unchanged re-run", 0, rows, RERUN_RATIO),
+            ):
+                run = openclass_run_create(class_id=BENCH, triggered_by="bench")
+                seconds, run = timed(lambda run=run: job_execute(run.pk))
+                counts = _judged_counts(run, expect_created=created, expect_unchanged=unchanged)
+                parts = _breakdown(run, seconds)
+                _say(f"{label}: {seconds:.2f} s {parts}")
+                results.append(
+                    Result(
+                        case=f"OpenClass pull, {rows:,} progressions: {label}",
+                        size=size,
+                        seconds=seconds,
+                        floor_seconds=floor,
+                        floor=f"requests.Session fetching and decoding the same {pages} pages",
+                        target_ratio=target,
+                        extra={"counts": counts, "breakdown": parts},
+                    )
+                )
+    return results
+
+
+CASES = (
+    BenchCase(
+        name="openclass-pull",
+        func="bench.cases.pulls.openclass_run",
+        sizes=tuple(OPENCLASS_SIZES),
+        timeout=900,
+    ),
+)
