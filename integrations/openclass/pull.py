@@ -37,7 +37,9 @@ from integrations.jobs import InvalidInput
 from integrations.openclass.client import (
     MAX_ID_LENGTH,
     ClassDetail,
+    OpenClassAssignment,
     OpenClassClient,
+    OpenClassUser,
     ProgressionPage,
 )
 from integrations.prefetch import Prefetch
@@ -99,7 +101,8 @@ def openclass_run_for_cohort(*, cohort_id: int, triggered_by: str, user=None) ->
 
 
 class _StoreClock:
-    """Seconds spent writing, so the fetch stage's timing counts only the vendor's time."""
+    """Seconds spent on the database (writes, snapshots), so the fetch stage's timing
+    counts only the vendor's time."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -138,7 +141,7 @@ def openclass_pull_job(tracker: RunTracker) -> None:
 
     for key in COUNT_KEYS:
         tracker.set_count(key, 0)
-    store = _StoreClock()
+    store, snapshot = _StoreClock(), _StoreClock()
     try:
         with tracker.stage("fetch", unit="pages"):
             detail = client.class_detail(class_id)
@@ -146,18 +149,20 @@ def openclass_pull_job(tracker: RunTracker) -> None:
                 cohort = _cohort_for(class_id, cohort_name, detail.name)
                 tracker.run.params["cohort_id"] = cohort.pk
             # What the pull changed goes on the run (docs/notifications.md); its two
-            # health snapshots are booked as "store" time.
-            with cohort_changes_recorded(tracker, cohort, timing=store.timing):
+            # health snapshots are booked as "snapshot" time.
+            with cohort_changes_recorded(tracker, cohort, timing=snapshot.timing):
                 with store.timing():
                     assignments_upsert(cohort=cohort, records=_curriculum_records(detail))
                 _pages_pull(tracker, client, cohort, detail, page_size, store)
     finally:
-        # Writes ran inside the fetch stage; book them as "store", so the timings say
-        # whether the vendor or the database took the time (a failed run included).
+        # Writes and snapshots ran inside the fetch stage; book them apart, so the timings
+        # say whether the vendor or the database took the time (a failed run included).
         timings = tracker.run.stage_timings
         if "fetch" in timings:
-            timings["fetch"] = round(max(0.0, timings["fetch"] - store.seconds), 3)
+            spent = store.seconds + snapshot.seconds
+            timings["fetch"] = round(max(0.0, timings["fetch"] - spent), 3)
             timings["store"] = round(timings.get("store", 0.0) + store.seconds, 3)
+            timings["snapshot"] = round(timings.get("snapshot", 0.0) + snapshot.seconds, 3)
 
 
 def _other_live_pull(run: Run, class_id: str) -> Run | None:
@@ -278,22 +283,16 @@ def _page_store(
 ) -> set[int]:
     """Write one page in one transaction and record what it did; returns the pks of the
     students it saw."""
-    students = [
-        StudentRecord(
-            external_id=p.user.id,
-            first_name=p.user.first_name[:150],
-            last_name=p.user.last_name[:150],
-            email=p.user.email[:254],
-        )
-        for p in page.progressions
-    ]
+    # One record per student and assignment of the page (the client hands the same user
+    # and assignment objects on every page, so each is converted once per pull).
+    users: dict[str, OpenClassUser] = {}
+    kinds: dict[str, OpenClassAssignment] = {}
+    for p in page.progressions:
+        users[p.user.id] = p.user  # the last one wins, as in students_upsert
+        kinds.setdefault(p.assignment.id, p.assignment)  # the first one, as in assignments_upsert
+    students = [memo.converted(user, _student_record) for user in users.values()]
     # Progressions carry names and types but no curriculum order: fill, never move.
-    assignments = [
-        AssignmentRecord(
-            external_id=p.assignment.id, name=p.assignment.name[:300], kind=p.assignment.type[:30]
-        )
-        for p in page.progressions
-    ]
+    assignments = [memo.converted(item, _assignment_record) for item in kinds.values()]
     progressions = [
         ProgressionRecord(
             external_id=p.id,
@@ -353,6 +352,21 @@ def _page_store(
             message=f"Skipped: {record.message}",
         )
     return set(student_ids.values())
+
+
+def _student_record(user: OpenClassUser) -> StudentRecord:
+    return StudentRecord(
+        external_id=user.id,
+        first_name=user.first_name[:150],
+        last_name=user.last_name[:150],
+        email=user.email[:254],
+    )
+
+
+def _assignment_record(assignment: OpenClassAssignment) -> AssignmentRecord:
+    return AssignmentRecord(
+        external_id=assignment.id, name=assignment.name[:300], kind=assignment.type[:30]
+    )
 
 
 def openclass_after_finish(run: Run) -> None:
