@@ -13,6 +13,7 @@ vendor's (HTTP), decoding, storing, the cohort's two health snapshots, the repor
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -100,6 +101,11 @@ def _openclass_floor(base_url: str, class_id: str, pages: int) -> float:
     return best_of(2, fetch_all)
 
 
+def _cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def openclass_run(size: str) -> list[Result]:
     from django.test import override_settings
 
@@ -117,8 +123,10 @@ def openclass_run(size: str) -> list[Result]:
         bench_students=students,
         bench_assignments=assignments,
     ) as base_url:
+        began = _cpu()
         floor = _openclass_floor(base_url, BENCH, pages)
-        _say(f"floor: {pages} pages in {floor:.2f} s")
+        floor_cpu = (_cpu() - began) / 2
+        _say(f"floor: {pages} pages in {floor:.2f} s (CPU {floor_cpu:.2f} s a round)")
         overrides = {
             "OPENCLASS_BASE_URL": base_url,
             "OPENCLASS_EMAIL": DEMO_EMAIL,
@@ -134,9 +142,12 @@ def openclass_run(size: str) -> list[Result]:
                 ("unchanged re-run", 0, rows, RERUN_RATIO),
             ):
                 run = openclass_run_create(class_id=BENCH, triggered_by="bench")
+                began = _cpu()
                 seconds, run = timed(lambda run=run: job_execute(run.pk))
+                cpu = _cpu() - began
                 counts = _judged_counts(run, expect_created=created, expect_unchanged=unchanged)
                 parts = _breakdown(run, seconds)
+                parts["cpu"], parts["floor_cpu"] = round(cpu, 2), round(floor_cpu, 2)
                 _say(f"{label}: {seconds:.2f} s {parts}")
                 results.append(
                     Result(
