@@ -635,26 +635,51 @@ def persons_assign(*, student_ids: Iterable[int]) -> int:
         for key, person_id in rows:
             by_email.setdefault(key.strip(), person_id)
     changed: list[Student] = []
+    waiting: list[tuple[Student, str]] = []  # need a new person: of their email, or their own
     for student in students:
         key = _email_key(student.email)
         if key:
             target = by_email.get(key)
             if target is None:
-                target = by_email[key] = Person.objects.create().pk
+                waiting.append((student, key))
+                continue
         elif student.person_id is not None:
             # No email: its own person, unless it shares one it no longer has a reason to.
             shares = (
                 Student.objects.filter(person_id=student.person_id).exclude(pk=student.pk).exists()
             )
-            target = Person.objects.create().pk if shares else student.person_id
+            if shares:
+                waiting.append((student, ""))
+                continue
+            target = student.person_id
         else:
-            target = Person.objects.create().pk
+            waiting.append((student, ""))
+            continue
         if student.person_id != target:
             student.person_id = target
             changed.append(student)
+    if waiting:
+        # One new person per new email and per record of its own, in one statement (a
+        # first pull of a thousand students made a thousand inserts).
+        keys = list(dict.fromkeys(key for _, key in waiting if key))
+        own = sum(1 for _, key in waiting if not key)
+        new_ids = iter(_persons_create(len(keys) + own))
+        by_email.update((key, next(new_ids)) for key in keys)
+        for student, key in waiting:
+            target = by_email[key] if key else next(new_ids)
+            if student.person_id != target:
+                student.person_id = target
+                changed.append(student)
     if changed:
         Student.objects.bulk_update(changed, ["person_id"], batch_size=500)
     return len(changed)
+
+
+def _persons_create(n: int) -> list[int]:
+    """The pks of `n` new persons."""
+    # SQLite 3.35+ and PostgreSQL return the new pks (the upserts need RETURNING anyway).
+    people = Person.objects.bulk_create([Person() for _ in range(n)], batch_size=500)
+    return [p.pk for p in people]
 
 
 def persons_link(*, students: Sequence[Student], by: str) -> Person:
