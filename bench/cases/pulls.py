@@ -163,11 +163,136 @@ def openclass_run(size: str) -> list[Result]:
     return results
 
 
+# --- Canvas ------------------------------------------------------------------------------
+
+
+def _canvas_floor(base_url: str, course_id: str) -> tuple[float, int]:
+    """A bare keep-alive client reading what a full-profile course pull reads, in the same
+    order, 100 a page, following `Link: rel="next"`: (best seconds, pages)."""
+    import requests
+
+    from integrations.canvas.simulator import DEMO_TOKEN
+
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {DEMO_TOKEN}"})
+    course = f"{base_url}/api/v1/courses/{course_id}"
+    lists = [
+        (f"{course}/enrollments", [("type[]", "StudentEnrollment"), ("state[]", "active")]),
+        (
+            f"{course}/users",
+            [
+                ("enrollment_type[]", "student"),
+                ("enrollment_state[]", "active"),
+                ("include[]", "email"),
+            ],
+        ),
+        (f"{course}/assignments", []),
+        (f"{course}/students/submissions", [("student_ids[]", "all")]),
+        (f"{course}/modules", [("include[]", "items")]),
+    ]
+
+    def fetch_all() -> int:
+        session.get(course, params=[("include[]", "term")]).json()
+        pages = 1
+        for url, params in lists:
+            response = session.get(url, params=[*params, ("per_page", "100")])
+            while True:
+                response.json()
+                pages += 1
+                link = response.links.get("next", {}).get("url")
+                if not link:
+                    break
+                response = session.get(link)
+        return pages
+
+    pages = fetch_all()
+    return best_of(2, fetch_all), pages
+
+
+def canvas_run(size: str) -> list[Result]:
+    from django.test import override_settings
+
+    from integrations.canvas.pull import canvas_run_create
+    from integrations.canvas.simulator import ACCOUNT_ID, BENCH_COURSE, DEMO_TOKEN
+    from integrations.jobs import job_execute
+
+    students, assignments = CANVAS_SIZES[size]
+    rows = students * assignments
+    _fresh_database()
+    _say(f"Canvas simulator with {rows:,} submissions ...")
+    with simulator_process(
+        "integrations.canvas.simulator.build",
+        bench_students=students,
+        bench_assignments=assignments,
+        request_cost=0,  # the throttle off: every request is refunded in full
+    ) as base_url:
+        began = _cpu()
+        floor, pages = _canvas_floor(base_url, BENCH_COURSE)
+        floor_cpu = (_cpu() - began) / 3
+        _say(f"floor: {pages} pages in {floor:.2f} s (CPU {floor_cpu:.2f} s a round)")
+        overrides = {
+            "CANVAS_BASE_URL": base_url,
+            "CANVAS_TOKEN": DEMO_TOKEN,
+            "CANVAS_ACCOUNT_ID": ACCOUNT_ID,
+            "CANVAS_REQUESTS_PER_SECOND": 0,  # 0: no limit (integrations.http.RateLimiter)
+            "CANVAS_RATE_LIMIT_FLOOR": 0,
+        }
+        results = []
+        with override_settings(**overrides):
+            # The re-run reads every submission again (full_refresh), as the first pull did.
+            records = rows + students + assignments
+            for label, first, target, extra_params in (
+                ("first pull", True, PULL_RATIO, {}),
+                ("unchanged re-run", False, RERUN_RATIO, {"full_refresh": True}),
+            ):
+                params = {"mode": "course", "course_id": BENCH_COURSE, **extra_params}
+                run = canvas_run_create(params=params, triggered_by="bench")
+                began = _cpu()
+                seconds, run = timed(lambda run=run: job_execute(run.pk))
+                cpu = _cpu() - began
+                counts = dict(run.counts)
+                # Counts include the students and assignments as well as the submissions.
+                expected = (
+                    {"created": records, "unchanged": 0}
+                    if first
+                    else {
+                        "created": 0,
+                        "updated": 0,
+                        "unchanged": records,
+                    }
+                )
+                if run.status != "succeeded" or any(
+                    counts.get(k) != n for k, n in expected.items()
+                ):
+                    raise SystemExit(f"bench: run {run.pk} ended {run.status}: {counts}")
+                parts = _breakdown(run, seconds)
+                parts["cpu"], parts["floor_cpu"] = round(cpu, 2), round(floor_cpu, 2)
+                _say(f"{label}: {seconds:.2f} s {parts}")
+                results.append(
+                    Result(
+                        case=f"Canvas course pull, {rows:,} submissions: {label}",
+                        size=size,
+                        seconds=seconds,
+                        floor_seconds=floor,
+                        floor=f"requests.Session fetching and decoding the same {pages} pages",
+                        target_ratio=target,
+                        extra={"counts": counts, "breakdown": parts},
+                    )
+                )
+    return results
+
+
 CASES = (
     BenchCase(
         name="openclass-pull",
         func="bench.cases.pulls.openclass_run",
         sizes=tuple(OPENCLASS_SIZES),
+        timeout=900,
+    ),
+    BenchCase(
+        name="canvas-pull",
+        func="bench.cases.pulls.canvas_run",
+        sizes=tuple(CANVAS_SIZES),
         timeout=900,
     ),
 )

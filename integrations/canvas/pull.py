@@ -369,7 +369,8 @@ def _cohort_for(course_id: str, name: str, cohort_name: str = "") -> Cohort:
 
 
 def course_store(tracker: RunTracker, data: CourseData) -> None:
-    """Write a fetched course in one transaction and record what it did on the run."""
+    """Write a fetched course in one transaction and record what it did on the run. The
+    cohort's two health snapshots are timed as "snapshot" (`_store_stage` books them apart)."""
     run = tracker.run
     course_id = canvas_id(data.course.get("id"), "course id")
     name = str(data.course.get("name") or f"Canvas course {course_id}")
@@ -392,10 +393,18 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         run.params["cohort_id"] = cohort.pk
         run.params["canvas_course_id"] = course_id
         # What the pull changed goes on the run (docs/notifications.md), as for OpenClass.
-        with cohort_changes_recorded(tracker, cohort):
-            _ids, totals, details_written, left, returned = _course_write(
-                cohort, students, assignments, submissions
-            )
+        snapshot = StageClock()
+        try:
+            with cohort_changes_recorded(
+                tracker, cohort, timing=lambda: snapshot.stage("snapshot")
+            ):
+                _ids, totals, details_written, left, returned = _course_write(
+                    cohort, students, assignments, submissions
+                )
+        finally:
+            timings = run.stage_timings
+            spent = snapshot.timings.get("snapshot", 0.0)
+            timings["snapshot"] = round(timings.get("snapshot", 0.0) + spent, 3)
         Run.objects.filter(pk=run.pk).update(params=run.params)
     fetched = sum(v for k, v in data.stage_counts.items() if k != "course")
     invalid = [s for s in skipped if s.invalid]
@@ -518,9 +527,21 @@ def _course_job(tracker: RunTracker) -> None:
     for key in COUNT_KEYS:
         tracker.set_count(key, 0)
     data = course_fetch(client, course_id, profile, known, tracker.stage)
-    with tracker.stage("store"):
-        course_store(tracker, data)
+    _store_stage(tracker, data)
     _bucket_note(tracker.run, client.bucket)
+
+
+def _store_stage(tracker: RunTracker, data: CourseData) -> None:
+    """The "store" stage, less the health snapshots' share, booked as "snapshot"."""
+    timings = tracker.run.stage_timings
+    before = timings.get("snapshot", 0.0)
+    try:
+        with tracker.stage("store"):
+            course_store(tracker, data)
+    finally:
+        spent = timings.get("snapshot", 0.0) - before
+        if spent and "store" in timings:
+            timings["store"] = round(max(0.0, timings["store"] - spent), 3)
 
 
 def _bucket_note(run: Run, bucket: Bucket) -> None:
@@ -707,8 +728,7 @@ def _child_finish(flight: _InFlight, future: Future) -> None:
         run.stage_timings[name] = seconds
     try:
         data = future.result()
-        with tracker.stage("store"):
-            course_store(tracker, data)
+        _store_stage(tracker, data)
     except BaseException as exc:
         if not isinstance(exc, Exception):
             raise

@@ -26,8 +26,10 @@ the demo meet what a real Canvas serves:
 
 Knobs (see `build`): `seed`, `latency_ms`, `fail_rate` (base class; the throttled half
 answers Canvas's text 403, the rest 500), `high_water`, `leak_rate`, `request_cost`,
-`clock` (seconds; tests pass a virtual clock), `anchor` (the day the data ends). Test
-helpers: `set_score`, `submit`, `course_counts`.
+`clock` (seconds; tests pass a virtual clock), `anchor` (the day the data ends),
+`bench_students` and `bench_assignments` (one more course, `BENCH_COURSE`, with a submission
+per student and assignment: the benchmark's; bench/cases/pulls.py). Test helpers:
+`set_score`, `submit`, `course_counts`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ BIOLOGY, CHEMISTRY, WORLD_HISTORY, PHYSICS_DRAFT, ALGEBRA_OLD, ART_DELETED = (
 )
 TERM_FALL, TERM_SPRING, TERM_PAST = 11, 12, 10
 _TERMS = {TERM_FALL: "Fall 2026", TERM_SPRING: "Spring 2027", TERM_PAST: "Fall 2025"}
+
+# The benchmark's course (served only when bench_students and bench_assignments are set).
+BENCH_COURSE = str(SHARD + 900)
 
 THROTTLE_TEXT = "403 Forbidden (Rate Limit Exceeded)"
 UP_FRONT = 50.0
@@ -202,6 +207,8 @@ class CanvasSimulator(Simulator):
         clock: Callable[[], float] = time.monotonic,
         anchor: datetime | None = None,
         token: str = DEMO_TOKEN,
+        bench_students: int = 0,
+        bench_assignments: int = 0,
     ) -> None:
         super().__init__(seed=seed, latency_ms=latency_ms, fail_rate=fail_rate)
         self.token = token
@@ -219,6 +226,8 @@ class CanvasSimulator(Simulator):
         self.courses: dict[str, SimCourse] = {}
         self._next_id = 5000
         self._generate(random.Random(seed), seed)
+        if bench_students > 0 and bench_assignments > 0:
+            self._bench_course(random.Random(seed), bench_students, bench_assignments)
 
     # -- demo data -----------------------------------------------------------------
     def _id(self) -> int:
@@ -257,6 +266,46 @@ class CanvasSimulator(Simulator):
             roster = pool[spec.roster[0] : spec.roster[1]]
             self._course_data(rng, course, roster, [u.id for u in staff])
             self.courses[spec.id] = course
+
+    def _bench_course(self, rng: random.Random, students: int, assignments: int) -> None:
+        """`BENCH_COURSE`: `students` active students, `assignments` published assignments
+        (ten to a module), a submission for each pair."""
+        spec = _CourseSpec(
+            BENCH_COURSE, "Bench course", "BENCH-1", "available", TERM_FALL, (0, 0), ()
+        )
+        course = SimCourse(spec=spec)
+        start = self.anchor - timedelta(weeks=12)
+        for i in range(students):
+            user = SimUser(
+                SHARD + 100_000 + i, f"Bench {i}", f"{i}, Bench", f"bench{i}@school.example.edu"
+            )
+            self.users[user.id] = user
+            last = self.anchor - timedelta(days=rng.uniform(0, 18))
+            course.enrollments.append(
+                SimEnrollment(self._id(), user.id, "StudentEnrollment", "active", last)
+            )
+        items: list[dict[str, Any]] = []
+        for n in range(assignments):
+            assignment = SimAssignment(
+                self._id(),
+                f"Bench assignment {n + 1}",
+                10.0,
+                True,
+                n + 1,
+                start + timedelta(hours=12 * n),
+                ["online_text_entry"],
+            )
+            course.assignments.append(assignment)
+            items.append({"id": self._id(), "type": "Assignment", "content_id": assignment.id})
+            if len(items) == 10 or n == assignments - 1:
+                m = len(course.modules) + 1
+                course.modules.append(SimModule(self._id(), f"Bench module {m}", m, items))
+                items = []
+        for assignment in course.assignments:
+            for enrollment in course.enrollments:
+                course.submissions.append(self._submission(rng, assignment, enrollment.user_id))
+        self._scores(course)
+        self.courses[spec.id] = course
 
     def _course_data(
         self, rng: random.Random, course: SimCourse, roster: list[int], staff: list[int]
@@ -377,15 +426,21 @@ class CanvasSimulator(Simulator):
 
     def _scores(self, course: SimCourse) -> None:
         points = {a.id: a.points_possible for a in course.assignments if a.published}
+        # One pass over the submissions (in their order, so the sums are the same floats).
+        earned: dict[int, float] = {}
+        possible: dict[int, float] = {}
+        for sub in course.submissions:
+            if sub.score is not None:
+                earned[sub.user_id] = earned.get(sub.user_id, 0.0) + sub.score
+                possible[sub.user_id] = possible.get(sub.user_id, 0.0) + points.get(
+                    sub.assignment_id, 0.0
+                )
         for enrollment in course.enrollments:
             if enrollment.type != "StudentEnrollment":
                 continue
-            earned = possible = 0.0
-            for sub in course.submissions:
-                if sub.user_id == enrollment.user_id and sub.score is not None:
-                    earned += sub.score
-                    possible += points.get(sub.assignment_id, 0.0)
-            enrollment.current_score = round(100 * earned / possible, 2) if possible else None
+            total = possible.get(enrollment.user_id, 0.0)
+            score = earned.get(enrollment.user_id, 0.0)
+            enrollment.current_score = round(100 * score / total, 2) if total else None
             enrollment.final_score = enrollment.current_score
 
     # -- helpers for tests and the demo --------------------------------------------
@@ -490,8 +545,11 @@ class CanvasSimulator(Simulator):
             {"errors": [{"message": "The specified resource does not exist."}]}, 404
         )
 
-    def _paged(self, request: Request, rows: list[Any]) -> Response:
-        """One page of `rows` with Canvas's Link header: opaque bookmarks, no rel=last."""
+    def _paged(
+        self, request: Request, rows: list[Any], render: Callable[[Any], Any] | None = None
+    ) -> Response:
+        """One page of `rows` with Canvas's Link header: opaque bookmarks, no rel=last.
+        `render` turns each row of the page into its JSON (only the page's rows)."""
         try:
             per_page = int(request.arg("per_page", str(DEFAULT_PER_PAGE)) or DEFAULT_PER_PAGE)
         except ValueError:
@@ -505,6 +563,8 @@ class CanvasSimulator(Simulator):
             except (ValueError, TypeError):
                 return Response.json({"errors": [{"message": "invalid page"}]}, 400)
         chunk = rows[offset : offset + per_page]
+        if render is not None:
+            chunk = [render(row) for row in chunk]
         host = request.header("host", "localhost")
         query = [(k, v) for k, values in request.query.items() if k != "page" for v in values]
 
@@ -663,29 +723,17 @@ class CanvasSimulator(Simulator):
             )
         submitted_since = _parse(request.arg("submitted_since"))
         graded_since = _parse(request.arg("graded_since"))
-        rows = []
-        for s in course.submissions:
-            if submitted_since and not (s.submitted_at and s.submitted_at >= submitted_since):
-                continue
-            if graded_since and not (s.graded_at and s.graded_at >= graded_since):
-                continue
-            rows.append(
-                {
-                    "id": s.id,
-                    "assignment_id": s.assignment_id,
-                    "user_id": s.user_id,
-                    "score": s.score,
-                    "grade": None if s.score is None else str(s.score),
-                    "submitted_at": _iso(s.submitted_at),
-                    "graded_at": _iso(s.graded_at),
-                    "workflow_state": s.workflow_state,
-                    "late": s.late,
-                    "missing": s.missing,
-                    "excused": s.excused,
-                    "seconds_late": s.seconds_late,
-                }
-            )
-        return self._paged(request, rows)
+        rows = course.submissions
+        if submitted_since or graded_since:
+            rows = [
+                s
+                for s in rows
+                if not (
+                    submitted_since and not (s.submitted_at and s.submitted_at >= submitted_since)
+                )
+                and not (graded_since and not (s.graded_at and s.graded_at >= graded_since))
+            ]
+        return self._paged(request, rows, _submission_json)
 
     def _module_json(
         self, module: SimModule, with_items: bool, host: str, course_id: str
@@ -727,6 +775,23 @@ class CanvasSimulator(Simulator):
                 ]
                 return self._paged(request, rows)
         return self._not_found()
+
+
+def _submission_json(s: SimSubmission) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "assignment_id": s.assignment_id,
+        "user_id": s.user_id,
+        "score": s.score,
+        "grade": None if s.score is None else str(s.score),
+        "submitted_at": _iso(s.submitted_at),
+        "graded_at": _iso(s.graded_at),
+        "workflow_state": s.workflow_state,
+        "late": s.late,
+        "missing": s.missing,
+        "excused": s.excused,
+        "seconds_late": s.seconds_late,
+    }
 
 
 def _parse(value: str | None) -> datetime | None:
