@@ -57,6 +57,10 @@ class _Handoff:
             self._cond.notify_all()
             return item, failed
 
+    @property
+    def full(self) -> bool:
+        return self._full
+
     def close(self) -> None:
         with self._cond:
             self.closed = True
@@ -84,6 +88,10 @@ class Prefetch[T]:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def ready(self) -> bool:
+        """Whether the next item (or the error, or the end) is already there to take."""
+        return self._handoff.full
 
     def close(self) -> None:
         """Stop the thread (after the request it may have in flight); does not wait."""

@@ -135,3 +135,45 @@ def test_a_bug_in_the_fetch_thread_fails_the_run_naming_the_page(openclass, monk
     assert run.status == RunStatus.FAILED and run.error_class == "internal"
     assert "KeyError: 'metadata' (at page 1; the pages before it are stored)" in run.message
     assert Progression.objects.count() == 100
+
+
+@pytest.mark.django_db
+def test_a_failure_inside_a_batch_of_pages_keeps_the_pages_before_it(openclass, monkeypatch):
+    from django.db import OperationalError
+
+    sim = openclass()
+    # Every page in one transaction: the next one is always there, the batch never ages.
+    monkeypatch.setattr(pull, "BATCH_SECONDS", 3600)
+    monkeypatch.setattr(Prefetch, "ready", lambda self: True)
+    real_upsert = pull.progressions_upsert
+    calls = []
+
+    def upsert_then_crash(**kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OperationalError("disk I/O error")
+        return real_upsert(**kwargs)
+
+    monkeypatch.setattr(pull, "progressions_upsert", upsert_then_crash)
+    run = job_execute(openclass_run_create(class_id=WEB, triggered_by="test").pk)
+    assert run.status == RunStatus.FAILED
+    assert "(at page 2; the pages before it are stored)" in run.message
+    stored = set(Progression.objects.values_list("external_id", flat=True))
+    assert stored == {p.id for p in sim.progressions(WEB)[:200]}
+
+
+@pytest.mark.django_db
+def test_pages_share_a_transaction_only_while_the_next_one_is_waiting():
+    from django.db import connection
+
+    batch = pull._PageBatch()
+    depth = len(connection.atomic_blocks)
+    batch.begin()
+    batch.page_done(next_ready=True)
+    assert len(connection.atomic_blocks) == depth + 1  # still open: the next page is there
+    batch.begin()  # the next page joins it
+    assert len(connection.atomic_blocks) == depth + 1
+    batch.page_done(next_ready=False)  # nothing to store yet: commit rather than hold it
+    assert len(connection.atomic_blocks) == depth
+    batch.commit()  # nothing open: nothing to do
+    assert len(connection.atomic_blocks) == depth

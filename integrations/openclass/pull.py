@@ -199,15 +199,18 @@ def _pages_pull(
     next_page = 0
     skipped_any, more_promised = False, False
     memo = PullMemo()  # students and assignments this pull has written
+    batch = _PageBatch()
     try:
         # Page N+1 is fetched and decoded in a thread while page N is stored here.
         with Prefetch(
             client.iter_progression_pages(detail.id, page_size), name="openclass-pages"
         ) as pages:
             for page in pages:
-                _progress_total(tracker, page)
                 with store.timing():
+                    batch.begin()
+                    _progress_total(tracker, page)
                     seen_pks.update(_page_store(tracker, cohort, page, memo))
+                    batch.page_done(next_ready=pages.ready())
                 skipped_any = skipped_any or bool(page.invalid)
                 more_promised = page.can_load_more
                 students.update(p.user.id for p in page.progressions)
@@ -223,6 +226,9 @@ def _pages_pull(
     except Exception as exc:
         # Not the vendor (the database, a bug): the run's message still says which page.
         raise PagePullError(f"{type(exc).__name__}: {exc} {_at_page(next_page)}") from exc
+    finally:
+        with store.timing():
+            batch.commit()  # the pages stored before a failure stay
     # A skipped record may be a student's only one, and a last page that still promised
     # more ended the listing early (the client stops on an empty page): neither pull saw
     # the whole class, so nobody is taken as having left.
@@ -233,6 +239,40 @@ def _pages_pull(
         for key, n in (("left", changed.left), ("returned", changed.returned)):
             if n:
                 tracker.set_count(key, n)
+
+
+# Pages stored in one transaction at most this long (each page in its own savepoint).
+BATCH_SECONDS = 0.5
+
+
+class _PageBatch:
+    """Several pages in one transaction, each in its own savepoint (`_page_store`'s atomic
+    block), because a commit per page cost SQLite as much as the inserts (WAL writes).
+
+    Committed after `BATCH_SECONDS`, as soon as the next page is not there yet (so the
+    write lock is never held while waiting for OpenClass: a slow vendor still commits
+    every page), and whenever the pull stops: a page that fails rolls back to its
+    savepoint, and the pages before it are committed.
+    """
+
+    def __init__(self) -> None:
+        self._atomic: transaction.Atomic | None = None
+        self._began = 0.0
+
+    def begin(self) -> None:
+        if self._atomic is None:
+            self._atomic = transaction.atomic()
+            self._atomic.__enter__()
+            self._began = time.monotonic()
+
+    def page_done(self, *, next_ready: bool) -> None:
+        if not next_ready or time.monotonic() - self._began >= BATCH_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        atomic, self._atomic = self._atomic, None
+        if atomic is not None:
+            atomic.__exit__(None, None, None)
 
 
 class PagePullError(Exception):
