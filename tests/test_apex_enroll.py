@@ -587,23 +587,25 @@ def test_a_batch_whose_recording_fails_is_not_half_recorded(apex, tmp_path, monk
     # flush must not write the part still buffered: the batch is recorded whole or not.
     from django.db import OperationalError
 
+    from reports import services
+
     settings.APEX_BATCH_SIZE = 600
     sim = apex()
-    real = RunItem.objects.bulk_create
+    real = services._items_insert
     calls = {"n": 0}
 
-    def locked_on_second_write(objs, *args, **kwargs):
+    def locked_on_second_write(run_id, items):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OperationalError("database is locked")
-        return real(objs, *args, **kwargs)
+        return real(run_id, items)
 
-    monkeypatch.setattr(RunItem.objects, "bulk_create", locked_on_second_write)
+    monkeypatch.setattr(services, "_items_insert", locked_on_second_write)
     run = run_file(write(tmp_path, grid(1, 600)))
     assert run.status == RunStatus.FAILED
     assert run.items.count() == 0 and run.counts["enrolled"] == 0
 
-    monkeypatch.setattr(RunItem.objects, "bulk_create", real)
+    monkeypatch.setattr(services, "_items_insert", real)
     apex_run_resume(run_id=run.pk, triggered_by="test")
     run = job_execute(run.pk, send_report=False)
     assert run.status == RunStatus.SUCCEEDED, run.message
