@@ -334,6 +334,7 @@ TITAN_ROLES_PATH = env.str("TITAN_ROLES_PATH", default="/api/v1/roles")
 TITAN_MEMBERS_PATH = env.str("TITAN_MEMBERS_PATH", default="/api/v1/sites/{site_id}/members")
 TITAN_PER_PAGE = env.int("TITAN_PER_PAGE", default=100)
 TITAN_REQUESTS_PER_SECOND = env.float("TITAN_REQUESTS_PER_SECOND", default=5.0)
+TITAN_READ_CONCURRENCY = env.int("TITAN_READ_CONCURRENCY", default=4)  # pages read at once
 
 CANVAS_BASE_URL = env.str("CANVAS_BASE_URL", default="")
 CANVAS_TOKEN = env.str("CANVAS_TOKEN", default="")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import collections
 import email.utils
 import json
-import math
 import logging
+import math
 import random
 import re
 import threading
