@@ -455,12 +455,9 @@ def _items_insert(run_id: int, items: list[tuple]) -> None:
     columns = ", ".join(qn(meta.get_field(name).column) for name in names)
     marks = ", ".join(["%s"] * len(names))
     sql = f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES ({marks})"
-    data_field = meta.get_field("data")
+    adapt, encoder = connection.ops.adapt_json_value, meta.get_field("data").encoder
     now = meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
-    rows = [
-        (run_id, *item[:-1], data_field.get_db_prep_save(item[-1], connection), now)
-        for item in items
-    ]
+    rows = [(run_id, *item[:-1], adapt(item[-1], encoder), now) for item in items]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 

@@ -205,3 +205,48 @@ def test_titan_read_concurrency_must_be_a_whole_number(titan, settings):
     settings.TITAN_READ_CONCURRENCY = 0
     with pytest.raises(ConfigError, match="TITAN_READ_CONCURRENCY"):
         _titan_client(settings, 0)
+
+
+@pytest.mark.django_db
+def test_batches_recorded_together_are_all_or_nothing_and_counted_as_recorded(
+    apex, tmp_path, monkeypatch, settings
+):
+    # The batches answered while the main thread was busy are recorded in one transaction;
+    # a failure in it loses whole batches only, and the counts agree with what was kept.
+    from integrations.apex import enroll
+    from integrations.apex.enroll import apex_run_resume
+    from integrations.jobs import job_execute
+
+    settings.APEX_BATCH_SIZE = 10
+    sim = apex()
+    real = enroll._record_batch
+    calls = {"n": 0}
+    groups = []
+    real_group = enroll._record_batches
+
+    def spy(tracker, batches):
+        groups.append(len(batches))
+        return real_group(tracker, batches)
+
+    def crash_at_the_sixth(tracker, batch, counts):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise RuntimeError("database gone")
+        real(tracker, batch, counts)
+
+    monkeypatch.setattr(enroll, "_record_batches", spy)
+    monkeypatch.setattr(enroll, "_record_batch", crash_at_the_sixth)
+    run = run_file(write(tmp_path, grid(6, 20)))
+    assert run.status == "failed"
+    kept = run.items.count()
+    assert kept % 10 == 0 and kept < 60
+    assert run.counts["enrolled"] == kept
+    assert run.counts["requests"] == kept // 10
+
+    monkeypatch.setattr(enroll, "_record_batch", real)
+    apex_run_resume(run_id=run.pk, triggered_by="test")
+    run = job_execute(run.pk, send_report=False)
+    assert run.status == "succeeded", run.message
+    assert sorted(run.items.values_list("seq", flat=True)) == list(range(2, 122))
+    assert sim.enrollment_count() == 120 + 3
+    assert sum(groups) >= 12 and all(1 <= n <= enroll.RECORD_AT_ONCE for n in groups)
