@@ -847,23 +847,31 @@ def _period_ends(first: date, last: date, freq: str) -> list[date]:
     return ends
 
 
+def stamp_range(progressions: pd.DataFrame) -> tuple[Any, Any]:
+    """The earliest and latest start, completion or review (NaT when none)."""
+    if not len(progressions):
+        return pd.NaT, pd.NaT
+    stamps = progressions[list(STAMPS)]
+    return stamps.min().min(), stamps.max().max()
+
+
 def date_bounds(
-    progressions: pd.DataFrame,
+    progressions: pd.DataFrame | None,
     *,
     today: date,
     starts_on: date | None = None,
     ends_on: date | None = None,
     tz: str = "UTC",
+    stamps: tuple[Any, Any] | None = None,
 ) -> tuple[date, date]:
     """The first and last day a date filter may name: the cohort's lifetime (its course
     dates, its first and last activity, today) widened by DATE_MARGIN each side, within
-    EARLIEST_DATE..LATEST_DATE."""
+    EARLIEST_DATE..LATEST_DATE. `stamps` (from `stamp_range`) stands for the progressions
+    when they were not read (a stored health)."""
     days = [today, *(d for d in (starts_on, ends_on) if d is not None)]
-    if len(progressions):
-        stamps = progressions[list(STAMPS)]
-        for stamp in (stamps.min().min(), stamps.max().max()):
-            if not pd.isna(stamp):
-                days.append(stamp.tz_convert(tz).date())
+    for stamp in stamps if stamps is not None else stamp_range(progressions):
+        if not pd.isna(stamp):
+            days.append(stamp.tz_convert(tz).date())
     first = max(min(days), EARLIEST_DATE + DATE_MARGIN) - DATE_MARGIN
     last = min(max(days), LATEST_DATE - DATE_MARGIN) + DATE_MARGIN
     return max(first, EARLIEST_DATE), max(min(last, LATEST_DATE), EARLIEST_DATE)
@@ -1254,15 +1262,19 @@ class CohortHealth:
             unit=self.unit,
         )
 
-    def student_progress(self, student_id: int) -> pd.DataFrame:
-        """One student's cumulative completions beside the cohort average and the pace."""
+    def student_progress(
+        self, student_id: int, progressions: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """One student's cumulative completions beside the cohort average and the pace.
+        `progressions`: the student's own rows, for a health restored from storage (which
+        keeps no rows)."""
         cohort = self.progress
         if cohort.empty:
             return cohort.assign(student=pd.Series(dtype="int64"))
         mine = progress_by_student(
             self.students,
             self.assignments,
-            self.progressions,
+            self.progressions if progressions is None else progressions,
             first=self.window[0],
             last=self.window[1],
             freq=self.freq,
@@ -1303,3 +1315,66 @@ class CohortHealth:
             "completions_since": window_start,
             "completions_in_range": in_range,
         }
+
+    # --- storing ----------------------------------------------------------------------
+    # A stored health (cohorts/health_store.py) keeps every figure the pages read and none
+    # of the rows: a restored one has no `progressions`, `all_progressions` or
+    # `raw_progressions` (reading them is an AttributeError, never a silent recompute).
+
+    _ROWS = ("raw_progressions", "all_progressions", "progressions")
+    _FIGURES = (
+        "completion",
+        "completion_units",
+        "overall",
+        "summary",
+        "trend",
+        "health",
+        "health_counts",
+        "at_risk_ids",
+        "blockers",
+        "pace",
+        "window",
+        "progress",
+        "headline",
+    )
+
+    @property
+    def has_rows(self) -> bool:
+        """False for a health restored from storage (it keeps no rows)."""
+        return "progressions" in self.__dict__
+
+    @cached_property
+    def stamps(self) -> tuple[Any, Any]:
+        """The earliest and latest activity of the rows read (for `date_bounds`)."""
+        return stamp_range(self.raw_progressions)
+
+    @cached_property
+    def progressions_count(self) -> int:
+        """Progressions counted (one per student and assignment, under the filters)."""
+        return len(self.progressions)
+
+    @cached_property
+    def last_activity(self) -> Any:
+        """The latest start, completion or review of the cohort (NaT when none)."""
+        return self.all_progressions[list(STAMPS)].max().max()
+
+    @cached_property
+    def reviewed_kinds(self) -> set[str]:
+        """Kinds of work the cohort has ever had reviewed (as spelled by the source)."""
+        kinds = self.all_progressions["assignment_id"].map(
+            self.all_assignments.set_index("assignment_id")["kind"]
+        )
+        return set(kinds[self.all_progressions["reviewed_at"].notna()].unique())
+
+    def state(self) -> dict[str, Any]:
+        """Every figure computed, without the rows: what `restored` rebuilds it from."""
+        for name in (*self._FIGURES, "stamps", "progressions_count", "last_activity"):
+            getattr(self, name)
+        self.reviewed_kinds  # noqa: B018 (computed for the state)
+        return {k: v for k, v in self.__dict__.items() if k not in self._ROWS}
+
+    @classmethod
+    def restored(cls, state: dict[str, Any]) -> CohortHealth:
+        health = cls.__new__(cls)
+        health.__dict__.update(state)
+        return health

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from cohorts import analytics
 from cohorts.forms import date_out_of_range
+from cohorts.health_store import health_served
 from cohorts.models import ApiToken, Assignment, Cohort, Student
 from cohorts.selectors import (
     cohort_frames,
@@ -29,9 +30,12 @@ from cohorts.selectors import (
     cohort_get_for_user,
     cohort_list_rows,
     progressions_filtered,
+    student_progressions,
 )
 
 PAGE_SIZE = 100
+# Parameters that change the figures: with any of them the metrics are computed live.
+LIVE_PARAMETERS = ("unit", "from", "to", "freq")
 PAGE_SIZE_MAX = 1000
 # Recording every use would write on every request; a minute is precise enough to audit.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -208,6 +212,9 @@ def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
     freq = {"day": "D", "week": "W", "": None}.get(request.GET.get("freq", "").strip().lower())
     if request.GET.get("freq") and freq is None:
         raise ApiError(400, "invalid_parameter", "'freq' must be day or week.")
+    if not any(request.GET.get(name) for name in LIVE_PARAMETERS) and "unit" not in request.GET:
+        # The default view: stored (cohorts.health_store), as the health page serves it.
+        return health_served(cohort).health
     students, assignments, progressions = cohort_frames(cohort=cohort)
     first, last = _range(
         request,
@@ -392,14 +399,14 @@ def progress_summary(request, user, pk: int):
     cohort = cohort_get_for_user(user=user, pk=pk)
     health = _health(request, cohort)
     headline = health.headline
-    stamps = health.all_progressions[list(analytics.STAMPS)].max().max()
+    stamps = health.last_activity
     return JsonResponse(
         {
             "cohort": {"id": cohort.pk, "name": cohort.name},
             "filters": _filters_echo(health),
             "students": headline["students"],
             "assignments": headline["assignments"],
-            "progressions": len(health.progressions),
+            "progressions": health.progressions_count,
             "completed": headline["completed"],
             "possible": headline["possible"],
             "completion": round(headline["completion"], 4),
@@ -515,7 +522,10 @@ def metrics_progress_over_time(request, user, pk: int):
     if student_id is not None:
         if student_id not in set(health.students["student_id"]):
             raise Http404
-        series = health.student_progress(student_id)
+        rows = None
+        if not health.has_rows:  # stored: the student's own rows, read now
+            rows = student_progressions(cohort=cohort, student_id=student_id)
+        series = health.student_progress(student_id, rows)
         body["student"] = {
             "id": student_id,
             "series": [

@@ -93,29 +93,61 @@ def cohort_frames_with_leavers(
         .values_list("id", "external_id", "name", "kind", "unit", "unit_position", "position")
     )
     progressions = analytics.progressions_frame(
-        _raw_rows(
-            # A row with no start, completion or review says nothing any metric uses;
-            # some vendors return one per student and assignment, so skip them early.
-            Progression.objects.filter(cohort=cohort)
-            .filter(
-                Q(started_at__isnull=False)
-                | Q(completed_at__isnull=False)
-                | Q(reviewed_at__isnull=False)
-                | Q(missing=True)
-                | Q(late=True)
-            )
-            .order_by()
-            .annotate(**{f"{name}_raw": _stamp(name) for name in analytics.STAMPS})
-            .values_list(
-                "student_id",
-                "assignment_id",
-                "grade",
-                *(f"{n}_raw" for n in analytics.STAMPS),
-                *analytics.FLAGS,
-            )
-        )
+        _raw_rows(_progression_rows(Progression.objects.filter(cohort=cohort)))
     )
     return students, assignments, progressions, leavers.reset_index(drop=True)
+
+
+def _progression_rows(qs: QuerySet) -> QuerySet:
+    # A row with no start, completion or review says nothing any metric uses;
+    # some vendors return one per student and assignment, so skip them early.
+    return (
+        qs.filter(
+            Q(started_at__isnull=False)
+            | Q(completed_at__isnull=False)
+            | Q(reviewed_at__isnull=False)
+            | Q(missing=True)
+            | Q(late=True)
+        )
+        .order_by()
+        .annotate(**{f"{name}_raw": _stamp(name) for name in analytics.STAMPS})
+        .values_list(
+            "student_id",
+            "assignment_id",
+            "grade",
+            *(f"{n}_raw" for n in analytics.STAMPS),
+            *analytics.FLAGS,
+        )
+    )
+
+
+def student_progressions(*, cohort: Cohort, student_id: int) -> pd.DataFrame:
+    """One student's rows of the cohort, as `cohort_frames` reads them. One query."""
+    return analytics.progressions_frame(
+        _raw_rows(_progression_rows(Progression.objects.filter(cohort=cohort, student=student_id)))
+    )
+
+
+def cohort_leavers(*, cohort: Cohort) -> pd.DataFrame:
+    """The students who left the cohort, as `cohort_frames_with_leavers` gives them. One
+    query."""
+    rows = (
+        Enrollment.objects.filter(cohort=cohort, active=False)
+        .order_by("student_id")
+        .values_list(
+            "student_id",
+            "student__external_id",
+            "student__first_name",
+            "student__last_name",
+            "student__email",
+            "left_at",
+        )
+    )
+    rows = list(rows)
+    leavers = analytics.students_frame(row[:-1] for row in rows)
+    leavers["left_at"] = analytics.utc_column([row[-1] for row in rows])
+    leavers = leavers.sort_values(["left_at", "student_id"], ascending=[False, True])
+    return leavers.reset_index(drop=True)
 
 
 def _stamp(name: str):
@@ -297,12 +329,14 @@ __all__ = [
     "cohort_frames_with_leavers",
     "cohort_freshness",
     "cohort_get_for_user",
+    "cohort_leavers",
     "cohort_list_rows",
     "cohort_student_get",
     "cohorts_visible_to",
     "mentor_notes_for",
     "person_cohorts",
     "progressions_filtered",
+    "student_progressions",
 ]
 
 

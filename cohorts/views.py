@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,7 @@ from cohorts.analytics import (
     date_bounds,
     plain,
     records,
+    scoped,
     student_names,
     student_standing,
     unit_names,
@@ -43,6 +45,7 @@ from cohorts.forms import (
     HealthFilterForm,
     MentorNoteForm,
 )
+from cohorts.health_store import health_served, max_age
 from cohorts.models import Cohort, MentorNote
 from cohorts.notes import mentor_note_marks
 from cohorts.selectors import (
@@ -50,10 +53,12 @@ from cohorts.selectors import (
     cohort_frames_with_leavers,
     cohort_freshness,
     cohort_get_for_user,
+    cohort_leavers,
     cohort_list_rows,
     cohort_student_get,
     mentor_notes_for,
     person_cohorts,
+    student_progressions,
 )
 from reports.csvexport import csv_response
 
@@ -81,25 +86,43 @@ def _tz() -> str:
     return timezone.get_current_timezone_name()
 
 
+# Parameters that change the figures: with any of them the view is computed live.
+LIVE_PARAMETERS = ("unit", "date_from", "date_to", "freq")
+
+
 def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
-    """The cohort's metrics under the request's filters: (filter form, values, health).
+    """The cohort's metrics under the request's filters: (filter form, values, health,
+    served). Without a filter, the stored default view (`cohorts.health_store`: one query
+    while it is valid) and `served` says how and as of when; with one (or with `frames`),
+    computed live from the rows and `served` is None.
 
     Dates outside the cohort's lifetime plus a margin (`analytics.date_bounds`) are
     refused by the form (`form.date_errors`) and left out of `values`.
     """
-    students, assignments, progressions = frames or cohort_frames(cohort=cohort)
+    params = request.GET if request is not None else {}
+    served = None
+    if frames is None and not any(params.get(name) for name in LIVE_PARAMETERS):
+        served = health_served(cohort)
+        units, stamps = served.health.units, served.health.stamps
+        progressions = None
+    else:
+        students, assignments, progressions = frames or cohort_frames(cohort=cohort)
+        units, stamps = unit_names(assignments), None
     form = HealthFilterForm(
-        request.GET if request is not None and request.GET else None,
-        units=unit_names(assignments),
+        params if params else None,
+        units=units,
         bounds=date_bounds(
             progressions,
             today=timezone.localdate(),
             starts_on=cohort.starts_on,
             ends_on=cohort.ends_on,
             tz=_tz(),
+            stamps=stamps,
         ),
     )
     values = form.values() if form.is_bound else {name: None for name in form.fields}
+    if served is not None:
+        return form, values, served.health, served
     health = CohortHealth(
         students,
         assignments,
@@ -115,7 +138,7 @@ def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
         freq=values.get("freq") or None,
         source=cohort.source,
     )
-    return form, values, health
+    return form, values, health, None
 
 
 def _student_rows(health: pd.DataFrame, values: dict[str, Any]) -> pd.DataFrame:
@@ -436,8 +459,18 @@ def _blocker_rows(blockers: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, Any]:
-    *frames, leavers = cohort_frames_with_leavers(cohort=cohort)
-    form, values, health = _health(cohort, request, frames=frames)
+    form, values, health, served = _health(cohort, request)
+    if served is not None:
+        leavers, figures, as_of = served.leavers, served.charts, served.computed_at
+    else:
+        # Live (filtered): the leavers from their own read, the charts drawn now.
+        leavers = cohort_leavers(cohort=cohort)
+        figures = {
+            "completion": charts.completion_figure(health.completion),
+            "blockers": charts.blockers_figure(health.blockers, limit=BLOCKERS_SHOWN),
+            "progress": charts.progress_figure(health.progress),
+        }
+        as_of = health.now.to_pydatetime()
     students = _student_rows(health.health, values)
     blockers = health.blockers
     query = request.GET.urlencode()
@@ -446,6 +479,9 @@ def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, 
         "nav": "cohorts",
         "freshness": cohort_freshness(cohort=cohort, now=timezone.now()),
         "health": health,
+        "as_of": as_of,
+        "as_of_stored": served is not None and served.stored,
+        "health_max_age_minutes": round(max_age().total_seconds() / 60),
         "form": form,
         "values": values,
         "query": f"?{query}" if query else "",
@@ -464,11 +500,7 @@ def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, 
         "sort_links": _sort_links(request, values),
         "progress": records(health.progress),
         "pace": health.pace,
-        "charts": {
-            "completion": charts.completion_figure(health.completion),
-            "blockers": charts.blockers_figure(blockers, limit=BLOCKERS_SHOWN),
-            "progress": charts.progress_figure(health.progress),
-        },
+        "charts": figures,
         "chart_assets": _chart_assets(),
         "thresholds_form": thresholds_form
         or (CohortThresholdsForm(instance=cohort) if request.user.is_staff else None),
@@ -493,7 +525,7 @@ def _refused_dates(form: HealthFilterForm) -> HttpResponse | None:
 @login_required
 def cohort_table_csv(request, pk: int, table: str):
     cohort = cohort_get_for_user(user=request.user, pk=pk)
-    form, values, health = _health(cohort, request)
+    form, values, health, _served = _health(cohort, request)
     if (refused := _refused_dates(form)) is not None:
         return refused
     if table == "students":
@@ -527,19 +559,15 @@ def cohort_thresholds(request, pk: int):
 # --- student page ----------------------------------------------------------------------
 
 
-def _timeline(health: CohortHealth, student_id: int) -> list[dict[str, Any]]:
-    """The student's progressions, latest activity first, with their state in words."""
+def _timeline(health: CohortHealth, mine: pd.DataFrame) -> list[dict[str, Any]]:
+    """The student's progressions (`mine`: their counted rows, as `analytics.scoped`
+    gives them), latest activity first, with their state in words."""
     plan = health.completion[["assignment_id", "order", "name", "unit", "kind"]]
-    mine = health.all_progressions.loc[health.all_progressions["student_id"] == student_id]
     frame = plan.merge(mine, on="assignment_id", how="inner")
     frame["last"] = frame[["started_at", "completed_at", "reviewed_at"]].max(axis=1)
     frame["days_to_complete"] = (frame["completed_at"] - frame["started_at"]) / pd.Timedelta(days=1)
     frame = frame.sort_values(["last", "order"], ascending=[False, True], na_position="last")
-    reviewed_kinds = set(
-        health.all_progressions.loc[health.all_progressions["reviewed_at"].notna(), "assignment_id"]
-        .map(plan.set_index("assignment_id")["kind"])
-        .unique()
-    )
+    reviewed_kinds = health.reviewed_kinds
     rows = []
     for row in records(frame):
         if row["reviewed_at"]:
@@ -610,11 +638,27 @@ def cohort_student(request, pk: int, student_id: int):
     return render(request, "cohorts/student.html", context, status=400 if note_form.errors else 200)
 
 
-def _student_health(cohort: Cohort, student_id: int) -> tuple[CohortHealth, dict | None]:
-    """The health a student's page reads, and None, or {"at": when} if they left. A
-    student who left counts in none of the cohort's figures: their page reads their own
-    history alone. Decided from the same frames, so a pull between two reads cannot
-    leave the page without its student."""
+@dataclass
+class _StudentView:
+    health: CohortHealth
+    left: dict | None  # {"at": when} if they left
+    mine: pd.DataFrame  # their counted progressions (`analytics.scoped`)
+    rows: pd.DataFrame | None  # their raw rows, for a stored health's progress chart
+    as_of: Any = None  # the moment the health is as of
+
+
+def _student_health(cohort: Cohort, student_id: int) -> _StudentView:
+    """The health a student's page reads. An enrolled student: the cohort's stored default
+    view and their own rows (one query). A student who left counts in none of the cohort's
+    figures: their page reads their own history alone, computed live. Decided from the
+    stored view's students (or the frames), so a pull between two reads cannot leave the
+    page without its student."""
+    served = health_served(cohort)
+    health = served.health
+    if (health.students["student_id"] == student_id).any():
+        rows = student_progressions(cohort=cohort, student_id=student_id)
+        mine = scoped(health.students, health.all_assignments, rows)
+        return _StudentView(health, None, mine, rows, served.computed_at)
     students, assignments, progressions, leavers = cohort_frames_with_leavers(cohort=cohort)
     left = None
     if not (students["student_id"] == student_id).any():
@@ -623,13 +667,18 @@ def _student_health(cohort: Cohort, student_id: int) -> tuple[CohortHealth, dict
             raise Http404("No such student in this cohort.")
         left = {"at": plain(mine["left_at"].iloc[0])}
         students = mine[list(STUDENT_COLUMNS)]
-    return _health(cohort, frames=(students, assignments, progressions))[2], left
+    health = _health(cohort, frames=(students, assignments, progressions))[2]
+    own = health.all_progressions
+    return _StudentView(
+        health, left, own.loc[own["student_id"] == student_id], None, health.now.to_pydatetime()
+    )
 
 
 def _student_context(cohort: Cohort, student) -> dict[str, Any]:
-    health, left = _student_health(cohort, student.pk)
+    view = _student_health(cohort, student.pk)
+    health, left = view.health, view.left
     record = records(health.health.loc[health.health["student_id"] == student.pk])[0]
-    timeline = _timeline(health, student.pk)
+    timeline = _timeline(health, view.mine)
     context = {
         "cohort": cohort,
         "student": student,
@@ -643,9 +692,10 @@ def _student_context(cohort: Cohort, student) -> dict[str, Any]:
         "chart_assets": _chart_assets(),
         "has_progress": False,
         "pace_assumed": health.pace.assumption(health.tz),
+        "as_of": view.as_of,
     }
     if left is None:
-        progress = health.student_progress(student.pk)
+        progress = health.student_progress(student.pk, view.rows)
         context.update(
             {
                 "standing": student_standing(health.health, student.pk),
@@ -664,7 +714,8 @@ def cohort_student_csv(request, pk: int, student_id: int, table: str):
     student = cohort_student_get(cohort=cohort, student_id=student_id)
     name = slugify(str(student)) or f"student-{student.pk}"
     if table == "timeline":
-        header, body = timeline_table(_timeline(_student_health(cohort, student.pk)[0], student.pk))
+        view = _student_health(cohort, student.pk)
+        header, body = timeline_table(_timeline(view.health, view.mine))
     elif table == "notes":
         header = ["When", "Author", "Note"]
         body = (
