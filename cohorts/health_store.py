@@ -69,6 +69,7 @@ class Served:
     charts: dict[str, Any]
     computed_at: datetime
     stored: bool  # read from storage (False: computed by this request)
+    live: bool = False  # a filtered view computed from the rows, never stored
 
 
 # --- staleness ------------------------------------------------------------------------

@@ -128,28 +128,6 @@ def student_progressions(*, cohort: Cohort, student_id: int) -> pd.DataFrame:
     )
 
 
-def cohort_leavers(*, cohort: Cohort) -> pd.DataFrame:
-    """The students who left the cohort, as `cohort_frames_with_leavers` gives them. One
-    query."""
-    rows = (
-        Enrollment.objects.filter(cohort=cohort, active=False)
-        .order_by("student_id")
-        .values_list(
-            "student_id",
-            "student__external_id",
-            "student__first_name",
-            "student__last_name",
-            "student__email",
-            "left_at",
-        )
-    )
-    rows = list(rows)
-    leavers = analytics.students_frame(row[:-1] for row in rows)
-    leavers["left_at"] = analytics.utc_column([row[-1] for row in rows])
-    leavers = leavers.sort_values(["left_at", "student_id"], ascending=[False, True])
-    return leavers.reset_index(drop=True)
-
-
 def _stamp(name: str):
     # SQLite's driver would parse each timestamp in Python (Django registers a converter
     # for "datetime" columns); as text, pandas parses the whole column at once.
@@ -329,7 +307,6 @@ __all__ = [
     "cohort_frames_with_leavers",
     "cohort_freshness",
     "cohort_get_for_user",
-    "cohort_leavers",
     "cohort_list_rows",
     "cohort_student_get",
     "cohorts_visible_to",

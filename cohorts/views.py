@@ -45,15 +45,13 @@ from cohorts.forms import (
     HealthFilterForm,
     MentorNoteForm,
 )
-from cohorts.health_store import health_served, max_age
+from cohorts.health_store import Served, health_served, max_age
 from cohorts.models import Cohort, MentorNote
 from cohorts.notes import mentor_note_marks
 from cohorts.selectors import (
-    cohort_frames,
     cohort_frames_with_leavers,
     cohort_freshness,
     cohort_get_for_user,
-    cohort_leavers,
     cohort_list_rows,
     cohort_student_get,
     mentor_notes_for,
@@ -93,20 +91,22 @@ LIVE_PARAMETERS = ("unit", "date_from", "date_to", "freq")
 def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
     """The cohort's metrics under the request's filters: (filter form, values, health,
     served). Without a filter, the stored default view (`cohorts.health_store`: one query
-    while it is valid) and `served` says how and as of when; with one (or with `frames`),
-    computed live from the rows and `served` is None.
+    while it is valid); with one (or with `frames`), computed live from the rows
+    (`served.live`, its charts not drawn yet, its leavers None when `frames` were given).
 
     Dates outside the cohort's lifetime plus a margin (`analytics.date_bounds`) are
     refused by the form (`form.date_errors`) and left out of `values`.
     """
     params = request.GET if request is not None else {}
-    served = None
+    served, leavers = None, None
     if frames is None and not any(params.get(name) for name in LIVE_PARAMETERS):
         served = health_served(cohort)
         units, stamps = served.health.units, served.health.stamps
         progressions = None
     else:
-        students, assignments, progressions = frames or cohort_frames(cohort=cohort)
+        if frames is None:
+            *frames, leavers = cohort_frames_with_leavers(cohort=cohort)
+        students, assignments, progressions = frames
         units, stamps = unit_names(assignments), None
     form = HealthFilterForm(
         params if params else None,
@@ -138,7 +138,8 @@ def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
         freq=values.get("freq") or None,
         source=cohort.source,
     )
-    return form, values, health, None
+    live = Served(health, leavers, None, health.now.to_pydatetime(), stored=False, live=True)
+    return form, values, health, live
 
 
 def _student_rows(health: pd.DataFrame, values: dict[str, Any]) -> pd.DataFrame:
@@ -460,17 +461,13 @@ def _blocker_rows(blockers: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, Any]:
     form, values, health, served = _health(cohort, request)
-    if served is not None:
-        leavers, figures, as_of = served.leavers, served.charts, served.computed_at
-    else:
-        # Live (filtered): the leavers from their own read, the charts drawn now.
-        leavers = cohort_leavers(cohort=cohort)
+    leavers, figures, as_of = served.leavers, served.charts, served.computed_at
+    if served.live:  # filtered: the charts are drawn now
         figures = {
             "completion": charts.completion_figure(health.completion),
             "blockers": charts.blockers_figure(health.blockers, limit=BLOCKERS_SHOWN),
             "progress": charts.progress_figure(health.progress),
         }
-        as_of = health.now.to_pydatetime()
     students = _student_rows(health.health, values)
     blockers = health.blockers
     query = request.GET.urlencode()
@@ -480,7 +477,6 @@ def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, 
         "freshness": cohort_freshness(cohort=cohort, now=timezone.now()),
         "health": health,
         "as_of": as_of,
-        "as_of_stored": served is not None and served.stored,
         "health_max_age_minutes": round(max_age().total_seconds() / 60),
         "form": form,
         "values": values,
