@@ -1089,9 +1089,10 @@ class CohortHealth:
         date_to: date | None = None,
         freq: str | None = None,
         source: str = "",
+        signals: SourceSignals | None = None,
     ) -> None:
         self.tz = tz
-        self.signals = signals_for(source)
+        self.signals = signals or signals_for(source)
         self.raw_progressions = progressions
         self.thresholds = thresholds
         self.date_from, self.date_to = date_from, date_to
@@ -1181,19 +1182,24 @@ class CohortHealth:
 
     # blockers
     @cached_property
-    def blockers(self) -> pd.DataFrame:
+    def review_kinds(self) -> set[str]:
+        """Kinds (lower case) the whole cohort has ever had reviewed: what waits for review
+        is the whole cohort's call, not one unit's."""
         everything = self.all_progressions
         kinds = everything["assignment_id"].map(
             self.all_assignments.set_index("assignment_id")["kind"].str.lower()
         )
+        return set(kinds[everything["reviewed_at"].notna()].unique())
+
+    @cached_property
+    def blockers(self) -> pd.DataFrame:
         return blockers(
             self.students,
             self.assignments,
             self.progressions,
             now=self.now,
             at_risk_ids=self.at_risk_ids,
-            # What waits for review is the whole cohort's call, not one unit's.
-            reviewed_kinds=set(kinds[everything["reviewed_at"].notna()].unique()),
+            reviewed_kinds=self.review_kinds,
             flags=None
             if self.signals.starts
             else flag_rows(self.students, self.assignments, self.raw_progressions),
@@ -1366,12 +1372,54 @@ class CohortHealth:
         )
         return set(kinds[self.all_progressions["reviewed_at"].notna()].unique())
 
+    # What the whole curriculum decides, whatever a unit or a date_from filter narrows:
+    # who is at risk and why, the pace, what gets reviewed, the cohort's activity.
+    _WHOLE = (
+        "summary",
+        "trend",
+        "health",
+        "health_counts",
+        "at_risk_ids",
+        "pace",
+        "review_kinds",
+        "reviewed_kinds",
+        "stamps",
+        "last_activity",
+    )
+    # ...and without a unit, what only the data decides (not the chart's dates).
+    _UNFILTERED = ("completion", "completion_units", "overall", "blockers", "progressions_count")
+
     def state(self) -> dict[str, Any]:
         """Every figure computed, without the rows: what `restored` rebuilds it from."""
-        for name in (*self._FIGURES, "stamps", "progressions_count", "last_activity"):
+        for name in {*self._FIGURES, *self._WHOLE, "progressions_count"}:
             getattr(self, name)
-        self.reviewed_kinds  # noqa: B018 (computed for the state)
         return {k: v for k, v in self.__dict__.items() if k not in self._ROWS}
+
+    def narrowed(self, progressions: pd.DataFrame, **filters: Any) -> CohortHealth:
+        """This default view narrowed by `unit`, `date_from` and `freq` (never `date_to`,
+        which moves "now"), as of the same moment, computing only what they change.
+
+        `progressions`: the rows the filter needs (with a unit, that unit's; without,
+        at least every completed one). Student health, the pace and the rest of `_WHOLE`
+        are this view's (a filter never changes who is at risk), and so, without a unit, are
+        completion and blockers; the figures equal a live computation over every row.
+        """
+        narrowed = CohortHealth(
+            self.students,
+            self.all_assignments,
+            progressions,
+            thresholds=self.thresholds,
+            now=self.now,
+            tz=self.tz,
+            starts_on=self.starts_on,
+            ends_on=self.ends_on,
+            signals=self.signals,
+            **filters,
+        )
+        keep = self._WHOLE if narrowed.unit is not None else (*self._WHOLE, *self._UNFILTERED)
+        for name in keep:
+            narrowed.__dict__[name] = getattr(self, name)
+        return narrowed
 
     @classmethod
     def restored(cls, state: dict[str, Any]) -> CohortHealth:

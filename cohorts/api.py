@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from cohorts import analytics
 from cohorts.forms import date_out_of_range
-from cohorts.health_store import health_served
+from cohorts.health_store import health_narrowed, health_served
 from cohorts.models import ApiToken, Assignment, Cohort, Student
 from cohorts.selectors import (
     cohort_frames,
@@ -34,8 +34,6 @@ from cohorts.selectors import (
 )
 
 PAGE_SIZE = 100
-# Parameters that change the figures: with any of them the metrics are computed live.
-LIVE_PARAMETERS = ("unit", "from", "to", "freq")
 PAGE_SIZE_MAX = 1000
 # Recording every use would write on every request; a minute is precise enough to audit.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -212,9 +210,28 @@ def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
     freq = {"day": "D", "week": "W", "": None}.get(request.GET.get("freq", "").strip().lower())
     if request.GET.get("freq") and freq is None:
         raise ApiError(400, "invalid_parameter", "'freq' must be day or week.")
-    if not any(request.GET.get(name) for name in LIVE_PARAMETERS) and "unit" not in request.GET:
-        # The default view: stored (cohorts.health_store), as the health page serves it.
-        return health_served(cohort).health
+    unit = request.GET.get("unit")
+    if not request.GET.get("to"):
+        # The stored default view (cohorts.health_store), as the health page serves it;
+        # narrowed as of its moment by a unit, a first day or a frequency.
+        served = health_served(cohort)
+        base = served.health
+        first, _ = _range(
+            request,
+            analytics.date_bounds(
+                None,
+                today=timezone.localdate(),
+                starts_on=cohort.starts_on,
+                ends_on=cohort.ends_on,
+                tz=timezone.get_current_timezone_name(),
+                stamps=base.stamps,
+            ),
+        )
+        if unit is not None and unit not in base.units:
+            raise ApiError(400, "invalid_parameter", f"No unit named {unit!r} in this cohort.")
+        if unit is None and first is None and freq is None:
+            return base
+        return health_narrowed(cohort, served, unit=unit, date_from=first, freq=freq)
     students, assignments, progressions = cohort_frames(cohort=cohort)
     first, last = _range(
         request,
@@ -226,7 +243,6 @@ def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
             tz=timezone.get_current_timezone_name(),
         ),
     )
-    unit = request.GET.get("unit")
     if unit is not None and unit not in analytics.unit_names(assignments):
         raise ApiError(400, "invalid_parameter", f"No unit named {unit!r} in this cohort.")
     return analytics.CohortHealth(

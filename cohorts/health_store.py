@@ -38,7 +38,7 @@ import pickle
 import time
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,7 @@ from cohorts import analytics
 from cohorts.models import Assignment, Cohort, Enrollment, Progression, StoredHealth, Student
 
 # Bump when what is stored changes shape: every stored health becomes stale at once.
-FORMAT = 1
+FORMAT = 2
 _SALT = "cohorts.health_store"
 BLOCKERS_CHARTED = 10  # the health page's chart (views.BLOCKERS_SHOWN)
 
@@ -267,6 +267,29 @@ def stored_pairs(cohort: Cohort, *, now: datetime) -> tuple[analytics.CohortHeal
         return analytics.CohortHealth.restored(content["health"]), _unseal(row.pairs)
     except Exception:
         return None
+
+
+def health_narrowed(
+    cohort: Cohort,
+    served: Served,
+    *,
+    unit: str | None = None,
+    date_from: date | None = None,
+    freq: str | None = None,
+) -> analytics.CohortHealth:
+    """The stored default view narrowed by a unit, a first day or a chart frequency, as of
+    its moment (`CohortHealth.narrowed`), reading only the rows they need: the unit's, or
+    the completed ones (one query)."""
+    from cohorts.selectors import cohort_progressions
+
+    base = served.health
+    if unit is not None and unit in base.units:
+        plan = base.all_assignments
+        ids = plan.loc[plan["unit"] == unit, "assignment_id"].tolist()
+        rows = cohort_progressions(cohort=cohort, assignment_ids=ids)
+    else:
+        rows = cohort_progressions(cohort=cohort, completed=True)
+    return base.narrowed(rows, unit=unit, date_from=date_from, freq=freq)
 
 
 # --- single saves (the Django admin, the shell) ----------------------------------------

@@ -121,6 +121,19 @@ def _progression_rows(qs: QuerySet) -> QuerySet:
     )
 
 
+def cohort_progressions(
+    *, cohort: Cohort, assignment_ids: list[int] | None = None, completed: bool = False
+) -> pd.DataFrame:
+    """Some of the cohort's rows, as `cohort_frames` reads them: those of these
+    assignments, or the completed ones. One query."""
+    qs = Progression.objects.filter(cohort=cohort)
+    if assignment_ids is not None:
+        qs = qs.filter(assignment_id__in=assignment_ids)
+    if completed:
+        qs = qs.filter(completed_at__isnull=False)
+    return analytics.progressions_frame(_raw_rows(_progression_rows(qs)))
+
+
 def student_progressions(*, cohort: Cohort, student_id: int) -> pd.DataFrame:
     """One student's rows of the cohort, as `cohort_frames` reads them. One query."""
     return analytics.progressions_frame(
@@ -308,6 +321,7 @@ __all__ = [
     "cohort_freshness",
     "cohort_get_for_user",
     "cohort_list_rows",
+    "cohort_progressions",
     "cohort_student_get",
     "cohorts_visible_to",
     "mentor_notes_for",

@@ -45,7 +45,7 @@ from cohorts.forms import (
     HealthFilterForm,
     MentorNoteForm,
 )
-from cohorts.health_store import Served, health_served, max_age
+from cohorts.health_store import Served, health_narrowed, health_served, max_age
 from cohorts.models import Cohort, MentorNote
 from cohorts.notes import mentor_note_marks
 from cohorts.selectors import (
@@ -84,45 +84,36 @@ def _tz() -> str:
     return timezone.get_current_timezone_name()
 
 
-# Parameters that change the figures: with any of them the view is computed live.
-LIVE_PARAMETERS = ("unit", "date_from", "date_to", "freq")
-
-
 def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
     """The cohort's metrics under the request's filters: (filter form, values, health,
-    served). Without a filter, the stored default view (`cohorts.health_store`: one query
-    while it is valid); with one (or with `frames`), computed live from the rows
-    (`served.live`, its charts not drawn yet, its leavers None when `frames` were given).
+    served).
+
+    - No filter: the stored default view (`cohorts.health_store`: one query while valid).
+    - A unit, a first day or a chart frequency: the stored view narrowed as of its moment,
+      reading only the rows they need (`health_store.health_narrowed`: one more query).
+    - A last day ("to": the cohort as it stood then), or `frames` given: computed live
+      from every row (`served.live`, its leavers None when `frames` were given).
+    Charts of a narrowed or live view are not drawn yet (`served.charts` is None).
 
     Dates outside the cohort's lifetime plus a margin (`analytics.date_bounds`) are
     refused by the form (`form.date_errors`) and left out of `values`.
     """
     params = request.GET if request is not None else {}
-    served, leavers = None, None
-    if frames is None and not any(params.get(name) for name in LIVE_PARAMETERS):
+    if frames is None and not params.get("date_to"):
         served = health_served(cohort)
-        units, stamps = served.health.units, served.health.stamps
-        progressions = None
-    else:
-        if frames is None:
-            *frames, leavers = cohort_frames_with_leavers(cohort=cohort)
-        students, assignments, progressions = frames
-        units, stamps = unit_names(assignments), None
-    form = HealthFilterForm(
-        params if params else None,
-        units=units,
-        bounds=date_bounds(
-            progressions,
-            today=timezone.localdate(),
-            starts_on=cohort.starts_on,
-            ends_on=cohort.ends_on,
-            tz=_tz(),
-            stamps=stamps,
-        ),
-    )
-    values = form.values() if form.is_bound else {name: None for name in form.fields}
-    if served is not None:
-        return form, values, served.health, served
+        form, values = _filter_form(cohort, params, served.health.units, None, served.health)
+        narrow = {"unit": values.get("unit") or None, "date_from": values.get("date_from")}
+        narrow["freq"] = values.get("freq") or None
+        if not any(narrow.values()):
+            return form, values, served.health, served
+        health = health_narrowed(cohort, served, **narrow)
+        narrowed = Served(health, served.leavers, None, served.computed_at, False, live=True)
+        return form, values, health, narrowed
+    leavers = None
+    if frames is None:
+        *frames, leavers = cohort_frames_with_leavers(cohort=cohort)
+    students, assignments, progressions = frames
+    form, values = _filter_form(cohort, params, unit_names(assignments), progressions, None)
     health = CohortHealth(
         students,
         assignments,
@@ -140,6 +131,23 @@ def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
     )
     live = Served(health, leavers, None, health.now.to_pydatetime(), stored=False, live=True)
     return form, values, health, live
+
+
+def _filter_form(cohort: Cohort, params, units, progressions, stored):
+    form = HealthFilterForm(
+        params if params else None,
+        units=units,
+        bounds=date_bounds(
+            progressions,
+            today=timezone.localdate(),
+            starts_on=cohort.starts_on,
+            ends_on=cohort.ends_on,
+            tz=_tz(),
+            stamps=None if stored is None else stored.stamps,
+        ),
+    )
+    values = form.values() if form.is_bound else {name: None for name in form.fields}
+    return form, values
 
 
 def _student_rows(health: pd.DataFrame, values: dict[str, Any]) -> pd.DataFrame:

@@ -29,7 +29,8 @@ COMPUTE_QUERIES = 3 + 1
 FIRST_STORE_QUERIES = 3
 # The health page also counts each listed student's mentor notes (one query, the marker).
 DETAIL_PAGE_QUERIES = DETAIL_QUERIES + 1
-# A filtered page is computed live: session, user, cohort, the three frames, the marker.
+# A page as of a past day is computed live: session, user, cohort, the three frames, the
+# marker.
 FILTERED_PAGE_QUERIES = 2 + 1 + 3 + 1
 
 
@@ -133,6 +134,10 @@ def test_health_page_runs_a_fixed_number_of_queries(
         client.get(url + "?status=watch&q=e&sort=name")
     with django_assert_num_queries(DETAIL_PAGE_QUERIES):
         client.get(url + "?status=watch&q=e&sort=name")
+    # A unit, a first day or a frequency narrow the stored view: one more query, its rows.
+    with django_assert_num_queries(DETAIL_PAGE_QUERIES + 1):
+        client.get(url + "?unit=U2&date_from=2026-03-05&freq=W&status=watch&q=e")
+    # A last day moves "now": computed live from every row.
     with django_assert_num_queries(FILTERED_PAGE_QUERIES):
         client.get(url + "?unit=U2&date_from=2026-03-05&date_to=2026-03-18&status=watch&q=e")
 

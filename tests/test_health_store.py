@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -19,9 +19,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cohorts import health_store
-from cohorts.analytics import CohortHealth
+from cohorts.analytics import CohortHealth, Thresholds
 from cohorts.changes import snapshot_after, snapshot_before, snapshot_take
 from cohorts.models import Cohort, MentorNote, StoredHealth, Student
+from cohorts.selectors import cohort_frames
 from cohorts.services import enrollments_reconcile
 from tests import health_cohort as hc
 
@@ -274,3 +275,36 @@ def test_the_before_is_read_from_storage_and_the_after_is_as_of_its_moment(
         after = snapshot_after(fresh(cohort_a), at=before.at)
         assert after == snapshot_take(fresh(cohort_a), now=hc.NOW)
         assert stored(cohort_a).computed_at == later
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"unit": "U2"},
+        {"date_from": date(2026, 3, 5)},
+        {"freq": "W"},
+        {"unit": "U1", "freq": "D", "date_from": date(2026, 3, 2)},
+        {"unit": "no such unit"},
+    ],
+)
+def test_a_narrowed_view_equals_the_live_computation(ids, cohort_a, filters):
+    health_store.health_served(fresh(cohort_a))
+    cohort = fresh(cohort_a)
+    served = health_store.health_served(cohort)
+    assert served.stored
+    narrowed = health_store.health_narrowed(cohort, served, **filters)
+    live = CohortHealth(
+        *cohort_frames(cohort=cohort),
+        thresholds=Thresholds.of(cohort),
+        now=hc.NOW,
+        starts_on=cohort.starts_on,
+        ends_on=cohort.ends_on,
+        source=cohort.source,
+        **filters,
+    )
+    for name in (*CohortHealth._FIGURES, "progressions_count", "window", "freq", "freq_capped"):
+        mine, theirs = getattr(narrowed, name), getattr(live, name)
+        if isinstance(theirs, pd.DataFrame):
+            pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
+        else:
+            assert mine == theirs, name
