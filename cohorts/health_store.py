@@ -82,7 +82,7 @@ def cohort_data_changed(cohort_id: int) -> None:
 
 
 def max_age() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "HEALTH_MAX_AGE_SECONDS", 600)))
+    return timedelta(seconds=settings.HEALTH_MAX_AGE_SECONDS)
 
 
 def health_key(cohort: Cohort) -> str:
