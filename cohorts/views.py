@@ -107,7 +107,9 @@ def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
         if not any(narrow.values()):
             return form, values, served.health, served
         health = health_narrowed(cohort, served, **narrow)
-        narrowed = Served(health, served.leavers, None, served.computed_at, False, live=True)
+        # Without a unit, completion and blockers are the stored ones: so are their charts.
+        figures = None if health.unit is not None else dict(served.charts, progress=None)
+        narrowed = Served(health, served.leavers, figures, served.computed_at, False, live=True)
         return form, values, health, narrowed
     leavers = None
     if frames is None:
@@ -469,13 +471,17 @@ def _blocker_rows(blockers: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, Any]:
     form, values, health, served = _health(cohort, request)
-    leavers, figures, as_of = served.leavers, served.charts, served.computed_at
-    if served.live:  # filtered: the charts are drawn now
-        figures = {
-            "completion": charts.completion_figure(health.completion),
-            "blockers": charts.blockers_figure(health.blockers, limit=BLOCKERS_SHOWN),
-            "progress": charts.progress_figure(health.progress),
-        }
+    leavers, as_of = served.leavers, served.computed_at
+    figures = dict(served.charts or {})
+    # Filtered: what the filter changed is drawn now.
+    draw = {
+        "completion": lambda: charts.completion_figure(health.completion),
+        "blockers": lambda: charts.blockers_figure(health.blockers, limit=BLOCKERS_SHOWN),
+        "progress": lambda: charts.progress_figure(health.progress),
+    }
+    for name, figure in draw.items():
+        if figures.get(name) is None:
+            figures[name] = figure()
     students = _student_rows(health.health, values)
     blockers = health.blockers
     query = request.GET.urlencode()
