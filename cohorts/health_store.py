@@ -184,21 +184,18 @@ def completions_of(pairs: dict[str, np.ndarray]) -> pd.DataFrame:
     """The completed pairs as progressions rows (`analytics.progressions_frame`'s columns):
     enough for completions over time, never for anything that needs starts or reviews."""
     done = pairs["done"]
-    completed = pd.Series(pairs["completed_at"][done]).astype("datetime64[us]")
-    completed = completed.dt.tz_localize("UTC")
-    frame = pd.DataFrame(
+    completed = pd.DatetimeIndex(pairs["completed_at"][done].astype("datetime64[us]"))
+    completed = completed.tz_localize("UTC")
+    return pd.DataFrame(
         {
             "student_id": pairs["student_id"][done],
             "assignment_id": pairs["assignment_id"][done],
             "grade": pairs["grade"][done],
+            "started_at": completed,
+            "completed_at": completed,
+            "reviewed_at": pd.DatetimeIndex([pd.NaT] * int(done.sum()), tz="UTC").as_unit("us"),
         }
     )
-    frame["started_at"] = completed.to_numpy()
-    frame["completed_at"] = completed.to_numpy()
-    frame["reviewed_at"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
-    for col in ("started_at", "completed_at"):
-        frame[col] = frame[col].astype("datetime64[us, UTC]")
-    return frame
 
 
 def health_store(
