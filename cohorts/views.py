@@ -93,7 +93,8 @@ def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
       reading only the rows they need (`health_store.health_narrowed`: one more query).
     - A last day ("to": the cohort as it stood then), or `frames` given: computed live
       from every row (`served.live`, its leavers None when `frames` were given).
-    Charts of a narrowed or live view are not drawn yet (`served.charts` is None).
+    A narrowed or live view's charts are drawn by the caller: `served.charts` is None, or
+    (narrowed by dates alone) holds the stored completion and blocker charts.
 
     Dates outside the cohort's lifetime plus a margin (`analytics.date_bounds`) are
     refused by the form (`form.date_errors`) and left out of `values`.
