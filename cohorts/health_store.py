@@ -14,7 +14,8 @@ next request that needs it, when:
 - the cohort's data changed: `Cohort.data_version` moved. It is bumped at the end of every
   pull (`integrations.changes.cohort_changes_recorded`, whatever the pull wrote, a failed
   pull included), by every single-object save of a student, enrollment, assignment or
-  progression (the Django admin, the shell: the receivers below), and by
+  progression, or delete of a student, enrollment or assignment (the Django admin, the
+  shell: the receivers below), and by
   `cohort_data_changed` for any other writer;
 - its inputs changed: thresholds, course dates, source, time zone, or this code's or
   pandas' version (all in `key`);
@@ -46,7 +47,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -332,6 +333,10 @@ def health_narrowed(
 @receiver(post_save, sender=Progression, dispatch_uid="health_store.progression")
 @receiver(post_save, sender=Assignment, dispatch_uid="health_store.assignment")
 @receiver(post_save, sender=Enrollment, dispatch_uid="health_store.enrollment")
+# Deletes (the admin; a student's delete cascades to their enrollments). Not progressions:
+# a receiver would make every bulk delete of them fetch each row first.
+@receiver(post_delete, sender=Assignment, dispatch_uid="health_store.assignment_deleted")
+@receiver(post_delete, sender=Enrollment, dispatch_uid="health_store.enrollment_deleted")
 def _cohort_row_saved(sender, instance, **kwargs) -> None:
     cohort_data_changed(instance.cohort_id)
 

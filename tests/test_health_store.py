@@ -166,6 +166,16 @@ def test_a_single_save_makes_it_stale(client, mentor_a, ids, cohort_a):
     assert "Catherine Cole" in text and "Cat Cole" not in text
 
 
+def test_a_delete_makes_it_stale(client, mentor_a, ids, cohort_a):
+    client.force_login(mentor_a)
+    assert "Cat Cole" in page(client, cohort_a)
+    Student.objects.get(pk=ids[CAT]).delete()  # the admin: cascades to her enrollment
+    assert "Cat Cole" not in page(client, cohort_a)
+    assignment = cohort_a.assignments.get(name="Recursion quiz")
+    assignment.delete()
+    assert "Recursion quiz" not in page(client, cohort_a)
+
+
 def test_leavers_reconciled_make_it_stale(client, mentor_a, ids, cohort_a):
     client.force_login(mentor_a)
     assert "left the cohort" not in page(client, cohort_a)
