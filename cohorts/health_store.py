@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import pickle
 import time
 import zlib
@@ -45,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -54,6 +55,8 @@ from django.utils.crypto import salted_hmac
 
 from cohorts import analytics
 from cohorts.models import Assignment, Cohort, Enrollment, Progression, StoredHealth, Student
+
+logger = logging.getLogger(__name__)
 
 # Bump when what is stored changes shape: every stored health becomes stale at once.
 FORMAT = 3
@@ -222,12 +225,18 @@ def health_store(
     older = Q(data_version__lt=cohort.data_version) | Q(
         data_version=cohort.data_version, computed_at__lte=computed_at
     )
-    if not StoredHealth.objects.filter(older, cohort_id=cohort.pk).update(**values):
-        try:
-            with transaction.atomic():
-                StoredHealth.objects.create(cohort_id=cohort.pk, **values)
-        except IntegrityError:
-            pass  # a newer one is stored: it stays
+    try:
+        # Its own transaction (a savepoint inside a pull's): a store that fails (a lock
+        # held too long) costs the next request a computation, never this one its answer.
+        with transaction.atomic():
+            if not StoredHealth.objects.filter(older, cohort_id=cohort.pk).update(**values):
+                try:
+                    with transaction.atomic():
+                        StoredHealth.objects.create(cohort_id=cohort.pk, **values)
+                except IntegrityError:
+                    pass  # a newer one is stored: it stays
+    except DatabaseError:
+        logger.warning("cohort %s: could not store its health", cohort.pk, exc_info=True)
     return Served(health, leavers, figures, computed_at, stored=False)
 
 

@@ -318,3 +318,20 @@ def test_a_narrowed_view_equals_the_live_computation(ids, cohort_a, filters):
             pd.testing.assert_frame_equal(mine, theirs, check_exact=True)
         else:
             assert mine == theirs, name
+
+
+def test_a_store_that_fails_still_answers(client, mentor_a, ids, cohort_a, monkeypatch):
+    from django.db import OperationalError
+    from django.db.models.query import QuerySet
+
+    real_update = QuerySet.update
+
+    def locked(self, **kwargs):
+        if self.model is StoredHealth:
+            raise OperationalError("database is locked")
+        return real_update(self, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "update", locked)
+    client.force_login(mentor_a)
+    assert "no activity for 9 days" in page(client, cohort_a)  # computed, served
+    assert not StoredHealth.objects.exists()  # the next request computes it again
