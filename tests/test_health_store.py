@@ -335,3 +335,22 @@ def test_a_store_that_fails_still_answers(client, mentor_a, ids, cohort_a, monke
     client.force_login(mentor_a)
     assert "no activity for 9 days" in page(client, cohort_a)  # computed, served
     assert not StoredHealth.objects.exists()  # the next request computes it again
+
+
+def test_api_metrics_run_a_fixed_number_of_queries(
+    client, mentor_a, ids, cohort_a, django_assert_num_queries
+):
+    client.force_login(mentor_a)
+    names = ("completion", "blockers", "student_health", "progress_over_time")
+    urls = [reverse(f"cohorts:api_metrics_{n}", args=[cohort_a.pk]) for n in names]
+    urls.append(reverse("cohorts:api_progress_summary", args=[cohort_a.pk]))
+    client.get(urls[0])  # computes the stored health
+    for url in urls:
+        # Session, user, the cohort through the access rule, its stored health.
+        with django_assert_num_queries(4):
+            assert client.get(url).status_code == 200
+    # A unit: one more, its rows; a student's series: one more, their rows.
+    with django_assert_num_queries(5):
+        assert client.get(urls[0] + "?unit=U2").status_code == 200
+    with django_assert_num_queries(5):
+        assert client.get(urls[3] + f"?student={ids[CAT]}").status_code == 200
