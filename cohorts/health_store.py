@@ -89,6 +89,19 @@ def max_age() -> timedelta:
     return timedelta(seconds=settings.HEALTH_MAX_AGE_SECONDS)
 
 
+# The cohort's fields the stored health depends on (read them fresh before computing).
+HEALTH_INPUTS = (
+    "name",
+    "data_version",
+    "source",
+    "inactive_days",
+    "behind_fraction",
+    "low_grade",
+    "starts_on",
+    "ends_on",
+)
+
+
 def health_key(cohort: Cohort) -> str:
     """Everything the default view depends on besides the time."""
     parts = (

@@ -25,7 +25,7 @@ from cohorts.changes import (
     snapshot_before,
     summary_data,
 )
-from cohorts.health_store import cohort_data_changed
+from cohorts.health_store import HEALTH_INPUTS, cohort_data_changed
 from cohorts.models import Cohort
 from reports.changes import CHANGE_OUTCOME
 from reports.services import RunTracker
@@ -59,7 +59,8 @@ def cohort_changes_recorded(
             logger.exception("run %s: could not mark cohort %s changed", tracker.run.pk, cohort.pk)
         try:
             with clock():
-                cohort.refresh_from_db()
+                # What the stored health is keyed on, as the pull left it.
+                cohort.refresh_from_db(fields=HEALTH_INPUTS)
                 after = snapshot_after(cohort, at=before.at if before is not None else None)
                 if before is not None:
                     changes_record(tracker, changes_between(before, after))
