@@ -67,10 +67,10 @@ def report(results: list[Result], total: float, *, write: bool, strict: bool) ->
     facts = machine()
     print("\n" + "; ".join(f"{k} {v}" for k, v in facts.items()))
     print(table(results))
-    for r in results:
-        if r.failed or r.met is False:
-            label = "FAILED" if r.failed else "target not met"
-            print(f"\n{r.case} [{r.size}]: {label}. {r.failed}".rstrip())
+    for r in results:  # what each case said: figures, and the profile of a target not met
+        if r.failed or r.met is False or r.notes:
+            label = "FAILED. " if r.failed else "target not met. " if r.met is False else ""
+            print(f"\n{r.case} [{r.size}]: {label}{r.failed}".rstrip())
             if r.notes:
                 print(r.notes)
     print("\n" + summary(results, total))

@@ -17,7 +17,8 @@ import random
 
 from locust import FastHttpUser, constant, task
 
-CONFIG = json.loads(open(os.environ["BENCH_LOAD_CONFIG"]).read())
+with open(os.environ["BENCH_LOAD_CONFIG"]) as _f:
+    CONFIG = json.load(_f)
 _sessions = itertools.cycle(CONFIG["sessions"])
 _rng = random.Random(11)
 

@@ -106,7 +106,6 @@ def _prepare(total: int) -> dict:
         if (
             connection.vendor == "postgresql"
             and sqlite_copy.exists()
-            and not Cohort.objects.exists()
             and _sqlite_has_cohort(sqlite_copy)
         ):
             _say("copying the bench cohort from the sqlite size's database (COPY)")
@@ -136,7 +135,9 @@ def _prepare(total: int) -> dict:
         sessions.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
     ApiToken.objects.filter(user=mentor, name="bench load").delete()
     out = io.StringIO()
-    call_command("create_api_token", MENTOR, "--name", "bench load", stdout=out, stderr=io.StringIO())
+    call_command(
+        "create_api_token", MENTOR, "--name", "bench load", stdout=out, stderr=io.StringIO()
+    )
     students = list(cohort.students.order_by("pk").values_list("pk", flat=True))
     pk, s = cohort.pk, 999_999_999
     paths = {
@@ -178,29 +179,48 @@ def _sqlite_has_cohort(path: Path) -> bool:
 
 
 def _copy_from_sqlite(path: Path) -> int:
-    """The cohorts tables of the SQLite bench database into an empty PostgreSQL one, with
-    COPY (generate_bench_cohort through the ORM takes minutes for 1,000,000 rows)."""
+    """The cohorts tables of the SQLite bench database into PostgreSQL with COPY
+    (generate_bench_cohort through the ORM takes minutes for 1,000,000 rows). Ids are
+    shifted past the rows already there (e.g. the cohorts of the `workers` case)."""
     import sqlite3
 
     from django.apps import apps
     from django.core.management.color import no_style
     from django.db import connection, transaction
+    from django.db.models import Max
 
     models = [apps.get_model("cohorts", name) for name in COPIED]
+    offsets = {m: m.objects.aggregate(top=Max("pk"))["top"] or 0 for m in models}
     rows = 0
-    with contextlib.closing(sqlite3.connect(path)) as db, transaction.atomic():
-        with connection.cursor() as cursor:
-            for model in models:
-                table = model._meta.db_table
-                columns = [f.column for f in model._meta.concrete_fields]
-                names = ", ".join(f'"{c}"' for c in columns)
-                source = db.execute(f'SELECT {names} FROM "{table}"')  # noqa: S608 (our names)
-                with cursor.cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-                    for row in source:
-                        copy.write_row(row)
-                        rows += 1
-            for sql in connection.ops.sequence_reset_sql(no_style(), models):
-                cursor.execute(sql)
+    with (
+        contextlib.closing(sqlite3.connect(path)) as db,
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        for model in models:
+            table = model._meta.db_table
+            fields = model._meta.concrete_fields
+            shift = [
+                offsets[model]
+                if f.primary_key
+                else offsets.get(f.related_model, 0)
+                if f.is_relation
+                else 0
+                for f in fields
+            ]
+            names = ", ".join(f'"{f.column}"' for f in fields)
+            source = db.execute(f'SELECT {names} FROM "{table}"')  # our own names
+            with cursor.cursor.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+                for row in source:
+                    if any(shift):
+                        row = [
+                            v + d if d and v is not None else v
+                            for v, d in zip(row, shift, strict=True)
+                        ]
+                    copy.write_row(row)
+                    rows += 1
+        for sql in connection.ops.sequence_reset_sql(no_style(), models):
+            cursor.execute(sql)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return rows
@@ -277,7 +297,7 @@ def _locust(base: str, config_path: Path, users: int, seconds: int, prefix: Path
     if Path(f"{prefix}_failures.csv").exists():
         with open(f"{prefix}_failures.csv") as f:
             failures = [
-                f"{row['Name']}: {row['Error']} ×{row['Occurrences']}" for row in csv.DictReader(f)
+                f"{row['Name']}: {row['Error']} x{row['Occurrences']}" for row in csv.DictReader(f)
             ]
     return {"rows": rows, "failures": failures}
 
@@ -343,14 +363,14 @@ def run(size: str) -> list[Result]:
                 "p95_ms": p95,
                 "p99_ms": p99,
             }
+            command = " ".join(gunicorn_command(port, workers)[1:])
             notes = (
-                f"gunicorn {workers} sync workers (`{' '.join(gunicorn_command(port, workers)[1:])}`"
-                f"), {database}, cohort of {config['cohort_progressions']:,} progressions in a "
+                f"gunicorn {workers} sync workers (`{command}`), {database}, cohort of "
+                f"{config['cohort_progressions']:,} progressions in a "
                 f"database of {config['database_progressions']:,}"
                 + (f" ({config['generated']})" if config["generated"] else "")
                 + f"; {users} mentors without think time for {seconds} s, locust on the same "
-                "2 cores (its own CPU competes with the server's).\n\n"
-                + _level_table(got["rows"])
+                "2 cores (its own CPU competes with the server's).\n\n" + _level_table(got["rows"])
             )
             if got["failures"]:
                 notes += "\n\nErrors: " + "; ".join(got["failures"])

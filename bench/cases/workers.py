@@ -225,6 +225,7 @@ def run(size: str) -> Result:
     one = _phase(1, data, stamp)
     _say(f"one worker: {one['runs']} runs in {one['seconds']} s; now two workers")
     two = _phase(2, data, stamp)
+    _clean_previous()  # leave the database as found (the load case copies into it)
     speedup = one["seconds"] / two["seconds"]
     problems = []
     for phase in (one, two):
