@@ -102,7 +102,7 @@ def _notes(results: Iterable[Result]) -> list[str]:
         if r.notes:
             out.append(r.notes.rstrip())
         if r.extra:
-            out += ["", "```json", json.dumps(r.extra, indent=1, default=str), "```"]
+            out += ["", f"Figures: `{json.dumps(r.extra, default=str)}`"]
     return out
 
 
