@@ -135,7 +135,10 @@ def summary(results: list[Result], total_seconds: float) -> str:
     skipped = [f"{r.case} [{r.size}]" for r in results if r.skipped]
     parts = [f"Total {total_seconds:.0f} s ({total_seconds / 60:.1f} min) for {len(results)} rows."]
     parts.append(f"Failed: {', '.join(failed)}." if failed else "No case failed.")
-    parts.append(f"Targets not met: {', '.join(not_met)}." if not_met else "Every target met.")
+    if not_met:
+        parts.append(f"Targets not met: {', '.join(not_met)}.")
+    else:
+        parts.append("Every case that ran met its targets." if skipped else "Every target met.")
     if skipped:
         parts.append(f"Skipped (service not available): {', '.join(skipped)}.")
     return " ".join(parts)

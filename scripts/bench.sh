@@ -21,8 +21,9 @@ started_services=""
 stop_services() { [ -n "$started_services" ] && scripts/services.sh stop || true; }
 trap stop_services EXIT
 unset DATABASE_URL REDIS_URL
-if [ "${BENCH_SERVICES:-1}" != "0" ] && ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 &&
-   command -v redis-server >/dev/null 2>&1; then
+if [ "${BENCH_SERVICES:-1}" = "0" ]; then
+  echo "bench: BENCH_SERVICES=0: no PostgreSQL/Redis; their cases are skipped" >&2
+elif ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; then
   if [ "${BENCH_FRESH:-}" = "1" ]; then scripts/services.sh stop; rm -rf "$CLASSBRIDGE_SERVICES_DIR"; fi
   while IFS= read -r line; do export "${line?}"; done < <(scripts/services.sh start)
   started_services=1
