@@ -229,6 +229,33 @@ def _copy_from_sqlite(path: Path) -> int:
     return rows
 
 
+def _alone(config: dict) -> dict[str, float]:
+    """Each request of the mix alone, in this process through Django's whole stack (test
+    client, no server): the CPU one request costs, the bound on what the server can do."""
+    from django.test import Client
+
+    from bench.harness import timed
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.cookies["sessionid"] = config["sessions"][0]
+    token = {"HTTP_AUTHORIZATION": f"Token {config['token']}"}
+    alone = {}
+    for name, path in config["paths"].items():
+        url = path.format(student=config["students"][0])
+        extra = token if name.startswith("api") else {}
+
+        def get(url=url, extra=extra) -> None:
+            response = client.get(url, **extra)
+            if getattr(response, "streaming", False):
+                b"".join(response.streaming_content)
+            if response.status_code != 200:
+                raise RuntimeError(f"{url}: HTTP {response.status_code} in-process")
+
+        get()  # warm-up
+        alone[name] = round(min(timed(get)[0] for _ in range(2)), 3)
+    return alone
+
+
 def _wait_up(base: str, config: dict, server: subprocess.Popen, log: Path) -> None:
     import requests
 
@@ -334,6 +361,10 @@ def run(size: str) -> list[Result]:
     seconds = int(os.environ.get("BENCH_LOAD_SECONDS", "30"))
     config = _prepare(total)
     database = "PostgreSQL" if config["vendor"] == "postgresql" else "SQLite"
+    alone = _alone(config)
+    mean_alone = sum(alone[n] * w for n, w in WEIGHTS.items()) / sum(WEIGHTS.values())
+    cores = os.cpu_count() or 1
+    bound = cores / mean_alone
     data = Path(settings.DATA_DIR)
     config_path = data / f"load-{size}.json"
     config_path.write_text(json.dumps(config))
@@ -366,6 +397,8 @@ def run(size: str) -> list[Result]:
                 "p50_ms": p50,
                 "p95_ms": p95,
                 "p99_ms": p99,
+                "alone_s": alone,
+                "bound_requests_per_s": round(bound, 1),
             }
             command = " ".join(gunicorn_command(port, workers)[1:])
             notes = (
@@ -374,7 +407,13 @@ def run(size: str) -> list[Result]:
                 f"database of {config['database_progressions']:,}"
                 + (f" ({config['generated']})" if config["generated"] else "")
                 + f"; {users} mentors without think time for {seconds} s, locust on the same "
-                "2 cores (its own CPU competes with the server's).\n\n" + _level_table(got["rows"])
+                f"{cores} cores (its own CPU competes with the server's). req/s counts the "
+                "requests still in flight at the end, and the time they took to finish. "
+                "Each request of the mix alone, in-process (Django's test client): "
+                + ", ".join(f"{n} {t:.3f} s" for n, t in alone.items())
+                + f"; the mix averages {mean_alone:.3f} s, so {cores} cores serve at most about "
+                f"{bound:.1f} req/s: the pages' own CPU bounds this test.\n\n"
+                + _level_table(got["rows"])
             )
             if got["failures"]:
                 notes += "\n\nErrors: " + "; ".join(got["failures"])
