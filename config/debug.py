@@ -6,6 +6,11 @@ request.META, a local variable), carries its password inside the value instead:
 `CredentialsCleansingFilter` also replaces the `user:password@` part of every URL found in
 a setting, a META value or a frame variable. Set as DEFAULT_EXCEPTION_REPORTER_FILTER in
 config/settings.py.
+
+The exception's own message can carry one too (a driver error quoting its DSN, a requests
+error quoting a URL): `CredentialsCleansingReporter` (DEFAULT_EXCEPTION_REPORTER) scrubs
+the message, its notes and every chained exception shown on the page, in its text
+traceback and in the error mail.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 # scheme://userinfo@ : the userinfo (user, password or token) ends at the last "@" before
 # the host; it never holds "/", whitespace or quotes.
@@ -51,6 +56,26 @@ class CredentialsCleansingFilter(SafeExceptionReporterFilter):
             (name, _scrub(value))
             for name, value in super().get_traceback_frame_variables(request, tb_frame)
         ]
+
+
+class CredentialsCleansingReporter(ExceptionReporter):
+    """Django's reporter, with URL credentials scrubbed from the exception messages."""
+
+    def get_traceback_data(self) -> dict[str, Any]:
+        data = super().get_traceback_data()
+        # Django hands the page the exception object (and its cause) and prints them with
+        # str(): hand it the same text, scrubbed.
+        for key in ("exception_value", "exception_notes"):
+            if data.get(key) is not None:
+                data[key] = credentials_scrub(str(data[key]))
+        for frame in data.get("frames", ()):
+            if frame.get("exc_cause") is not None:
+                frame["exc_cause"] = credentials_scrub(str(frame["exc_cause"]))
+            # Variables arrive here already formatted: an exception object in a variable
+            # (the filter sees only strings, dicts, lists) is scrubbed as text.
+            if "vars" in frame:
+                frame["vars"] = [(k, credentials_scrub(str(v))) for k, v in frame["vars"]]
+        return data
 
 
 def _scrub(value: Any) -> Any:

@@ -65,8 +65,9 @@ ROOT_URLCONF = "config.urls"
 # JSON under /api/, the site's 403 page elsewhere.
 CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
 # The technical 500 page (DEBUG) and error mails also hide the user:password@ of every URL
-# (DATABASE_URL, REDIS_URL, EMAIL_URL, ...), wherever it appears.
+# (DATABASE_URL, REDIS_URL, EMAIL_URL, ...), wherever it appears, exception messages included.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.debug.CredentialsCleansingFilter"
+DEFAULT_EXCEPTION_REPORTER = "config.debug.CredentialsCleansingReporter"
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [

@@ -8,6 +8,9 @@ deletes what has outlived its setting (0 keeps it forever):
 - the items of runs finished more than RETENTION_RUN_ITEMS_DAYS ago (held runs excepted).
   The run itself keeps its status, counts, message and stage timings, and is marked
   `items_pruned_at`, so its page says the items were pruned;
+- stored Titan plans (DATA_DIR/titan/plans) with the run items, after
+  RETENTION_RUN_ITEMS_DAYS: a plan goes once it is older than that and no run still open
+  (queued, running, held) or finished within that time names it;
 - captured mail (the `filemail://` directory's `.log` files) older than
   RETENTION_MAIL_DAYS.
 """
@@ -24,7 +27,8 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from integrations.models import RosterUpload
-from reports.models import FINISHED_STATUSES, Run, RunItem, RunStatus
+from integrations.titan.store import plan_dir
+from reports.models import FINISHED_STATUSES, Run, RunItem, RunKind, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class PruneCounts:
     roster_files: int = 0
     runs: int = 0
     items: int = 0
+    plan_files: int = 0
     mail_files: int = 0
 
 
@@ -48,13 +53,16 @@ def retention_prune(*, now: datetime | None = None) -> dict[str, int]:
     counts = PruneCounts()
     _prune_rosters(now, counts)
     _prune_run_items(now, counts)
+    _prune_plans(now, counts)
     _prune_mail(now, counts)
     logger.info(
-        "retention: %d rosters (%d files), items of %d runs (%d items), %d mail files pruned",
+        "retention: %d rosters (%d files), items of %d runs (%d items), %d plans, "
+        "%d mail files pruned",
         counts.rosters,
         counts.roster_files,
         counts.runs,
         counts.items,
+        counts.plan_files,
         counts.mail_files,
     )
     return asdict(counts)
@@ -134,6 +142,30 @@ def _prune_run_items(now: datetime, counts: PruneCounts) -> None:
             pk__in=batch, items_pruned_at__isnull=True, finished_at__lt=cutoff
         ).update(items_pruned_at=now)
         counts.items += deleted
+
+
+def _prune_plans(now: datetime, counts: PruneCounts) -> None:
+    cutoff = _cutoff(now, "RETENTION_RUN_ITEMS_DAYS")
+    directory = plan_dir()
+    if cutoff is None or not directory.is_dir():
+        return
+    # A plan is a Titan run's per-row detail, like its items: kept while a run open or
+    # finished within the retention names it (a held run's plan waits for its approval).
+    recent = Run.objects.filter(kind=RunKind.TITAN_SYNC).exclude(
+        status__in=FINISHED_STATUSES - {RunStatus.HELD}, finished_at__lt=cutoff
+    )
+    needed = {
+        params.get("plan_hash")
+        for params in recent.values_list("params", flat=True).iterator()
+        if isinstance(params, dict)
+    }
+    oldest_allowed = cutoff.timestamp()
+    for path in directory.iterdir():
+        if path.suffix not in (".json", ".part") or not path.is_file() or path.stem in needed:
+            continue
+        if path.stat().st_mtime < oldest_allowed:
+            path.unlink(missing_ok=True)
+            counts.plan_files += path.suffix == ".json"
 
 
 def _prune_mail(now: datetime, counts: PruneCounts) -> None:

@@ -504,17 +504,7 @@ def approval_decide(
                 reason=reason,
             )
             if decision == ApprovalDecision.APPROVED:
-                moved = Run.objects.filter(
-                    pk=run.pk, status=RunStatus.HELD, params__plan_hash=plan_hash
-                ).update(
-                    status=RunStatus.QUEUED,
-                    finished_at=None,
-                    stage="",
-                    error_class="",
-                    heartbeat_at=timezone.now(),
-                    # The lost-task reaper measures the wait from here, not from creation.
-                    queued_at=timezone.now(),
-                )
+                moved = _held_run_requeue(run, plan_hash)
                 if moved != 1:
                     raise ApprovalRefused(f"Run {run.pk} was decided meanwhile.")
     except IntegrityError:
@@ -522,6 +512,33 @@ def approval_decide(
             f"This plan of run {run_id} has already been decided; it is approved at most once."
         ) from None
     return approval
+
+
+def _held_run_requeue(run: Run, plan_hash: str) -> int:
+    """Held -> queued. A held run holds no `lock_key`; queuing it takes it again, which the
+    database refuses while another run holds it (two syncs changing one system at once)."""
+    try:
+        with transaction.atomic():
+            return Run.objects.filter(
+                pk=run.pk, status=RunStatus.HELD, params__plan_hash=plan_hash
+            ).update(
+                status=RunStatus.QUEUED,
+                finished_at=None,
+                stage="",
+                error_class="",
+                heartbeat_at=timezone.now(),
+                # The lost-task reaper measures the wait from here, not from creation.
+                queued_at=timezone.now(),
+            )
+    except IntegrityError:
+        live = run_live_for(lock_key=run.lock_key)
+        if live is None:
+            raise
+        raise ApprovalRefused(
+            f"Run #{live.pk} ({live.subject or live.get_kind_display()}) is "
+            f"{live.get_status_display().lower()} and works on the same thing; approve run "
+            f"{run.pk} when it has finished. Nothing was recorded."
+        ) from None
 
 
 def approval_record(

@@ -229,6 +229,29 @@ def test_the_technical_500_page_hides_url_credentials(settings):
         debug.get_default_exception_reporter_filter.cache_clear()
 
 
+def test_the_technical_500_page_and_error_mail_hide_credentials_in_messages(settings):
+    """A driver or HTTP error quoting its URL: message, notes and chained cause."""
+    settings.DEBUG = True
+    request = RequestFactory().get("/cohorts/")
+    leak = "redis://:" + "msg" + "-s3cret@cache:6379/0"
+    try:
+        try:
+            raise ConnectionError(f"cannot reach {leak}")
+        except ConnectionError as cause:
+            error = RuntimeError(f"queue down: {leak}")
+            error.add_note(f"while connecting to {leak}")
+            raise error from cause
+    except RuntimeError:
+        info = sys.exc_info()
+    page = technical_500_response(request, *info).content.decode()
+    reporter = debug.get_exception_reporter_class(request)(request, *info, is_email=True)
+    mail = reporter.get_traceback_text()
+    for shown in (page, mail):
+        assert "msg-s3cret" not in shown
+        assert "redis://:********@cache:6379/0" in shown
+        assert "queue down" in shown and "while connecting to" in shown
+
+
 @pytest.mark.parametrize(
     ("text", "scrubbed"),
     [

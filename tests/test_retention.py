@@ -219,3 +219,48 @@ def test_the_command_prunes_now_and_prints_what_it_deleted(run_factory, capsys):
     call_command("retention_prune")
     printed = json.loads(capsys.readouterr().out)
     assert printed["runs"] == 1 and printed["items"] == 2
+
+
+# --- Titan plans ----------------------------------------------------------------------
+def _plan_file(name: str, days: float) -> Path:
+    from integrations.titan.store import plan_dir
+
+    path = plan_dir() / f"{name}.json"
+    path.write_text("{}")
+    age(path, days)
+    return path
+
+
+def test_old_titan_plans_go_unless_a_run_still_needs_them(run_factory):
+    old_done = finished_days_ago(
+        run_factory(kind=RunKind.TITAN_SYNC, status=RunStatus.SUCCEEDED, params={"plan_hash": "a"}),
+        200,
+    )
+    recent_done = finished_days_ago(
+        run_factory(kind=RunKind.TITAN_SYNC, status=RunStatus.SUCCEEDED, params={"plan_hash": "b"}),
+        10,
+    )
+    run_factory(kind=RunKind.TITAN_SYNC, status=RunStatus.HELD, params={"plan_hash": "c"})
+    files = {name: _plan_file(name, 300) for name in "abcd"}
+    files["new"] = _plan_file("e", 5)  # no run names it yet: a preview being made
+    assert old_done.params["plan_hash"] == "a" and recent_done.pk
+    assert retention_prune()["plan_files"] == 2
+    assert [n for n, path in files.items() if path.exists()] == ["b", "c", "new"]
+
+
+def test_a_pruned_plan_page_says_why(run_factory, admin_client):
+    run = finished_days_ago(
+        run_factory(kind=RunKind.TITAN_SYNC, status=RunStatus.SUCCEEDED, params={"plan_hash": "a"}),
+        200,
+    )
+    _plan_file("a", 300)
+    retention_prune()
+    response = admin_client.get(reverse("integrations:titan_plan", args=[run.pk]), follow=True)
+    assert response.redirect_chain == [(reverse("reports:detail", args=[run.pk]), 302)]
+    assert "retention deleted it" in response.content.decode()
+
+
+def test_zero_keeps_titan_plans(settings, run_factory):
+    settings.RETENTION_RUN_ITEMS_DAYS = 0
+    path = _plan_file("a", 4000)
+    assert retention_prune()["plan_files"] == 0 and path.exists()

@@ -17,7 +17,7 @@ from integrations.titan.decisions import ApplyRefused, titan_apply_from_preview,
 from integrations.titan.simulator import DEMO_API_KEY, demo_state
 from integrations.titan.sync import titan_run_from_path
 from reports.models import Approval, Run, RunStatus
-from reports.services import approval_decide, run_requeue
+from reports.services import ApprovalRefused, approval_decide, run_requeue
 
 pytestmark = pytest.mark.django_db
 
@@ -387,3 +387,45 @@ def test_a_run_whose_items_were_pruned_cannot_be_undone(titan):
     assert "pruned" in titan_undo_problem(applied)
     with pytest.raises(InvalidInput, match="pruned"):
         titan_undo_preview(run_id=applied.pk, triggered_by="user:ada")
+
+
+# --- one sync that changes Titan at a time ----------------------------------------------
+def test_a_second_apply_is_refused_while_one_is_live_and_previews_are_not(titan):
+    titan()
+    first = titan_run_from_path(SMALL, dry_run=False, triggered_by="test")  # queued, live
+    with pytest.raises(sync.TitanBusy, match=rf"run #{first.pk} .* not started"):
+        titan_run_from_path(GUARDRAIL, dry_run=False, triggered_by="test")
+    with pytest.raises(CommandError, match=rf"run #{first.pk}") as refused:
+        call_command("sync_titan", str(GUARDRAIL))
+    assert refused.value.returncode == 2
+    # Previews send nothing: they plan beside a live apply.
+    preview = run_file(GUARDRAIL, dry_run=True)
+    assert preview.status == RunStatus.SUCCEEDED
+    with pytest.raises(ApplyRefused, match=rf"run #{first.pk}"):
+        titan_apply_from_preview(preview_id=preview.pk, triggered_by="test", approve_reason="ok")
+    assert Run.objects.filter(dry_run=False).count() == 1
+    # Once the live one has finished, the next apply starts.
+    assert job_execute(first.pk, send_report=False).status == RunStatus.SUCCEEDED
+    assert titan_run_from_path(SMALL, dry_run=False, triggered_by="test").pk != first.pk
+
+
+def test_approving_a_held_run_waits_for_a_live_apply(titan):
+    titan()
+    held = run_file(GUARDRAIL)
+    assert held.status == RunStatus.HELD and held.lock_key == sync.TITAN_APPLY_LOCK
+    live = titan_run_from_path(SMALL, dry_run=False, triggered_by="test")  # held frees the key
+    decide = {
+        "run_id": held.pk,
+        "plan_hash": held.params["plan_hash"],
+        "decision": "approved",
+        "decided_by": "user:ada",
+        "reason": "Central Kitchen closes",
+    }
+    with pytest.raises(ApprovalRefused, match=rf"Run #{live.pk} .* approve run {held.pk} when"):
+        approval_decide(**decide)
+    held.refresh_from_db()
+    assert held.status == RunStatus.HELD and not Approval.objects.filter(run=held).exists()
+    job_execute(live.pk, send_report=False)
+    approval_decide(**decide)
+    held.refresh_from_db()
+    assert held.status == RunStatus.QUEUED

@@ -14,6 +14,7 @@ from integrations.titan.sync import (
     DONE_OUTCOMES,
     FINISHED_APPLIED,
     KIND,
+    TitanBusy,
     run_params_update,
     titan_run_create,
 )
@@ -84,14 +85,17 @@ def titan_apply_from_preview(
             if preview.params.get(key):
                 extra[key] = preview.params[key]
         upload = RosterUpload.objects.filter(pk=preview.params.get("roster_id")).first()
-        run = titan_run_create(
-            upload=upload,
-            dry_run=False,
-            triggered_by=triggered_by,
-            user=user,
-            subject=preview.subject,
-            extra=extra,
-        )
+        try:
+            run = titan_run_create(
+                upload=upload,
+                dry_run=False,
+                triggered_by=triggered_by,
+                user=user,
+                subject=preview.subject,
+                extra=extra,
+            )
+        except TitanBusy as exc:
+            raise ApplyRefused(str(exc)) from None
         run_params_update(preview, applied_as=run.pk)
     return run
 

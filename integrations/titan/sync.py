@@ -61,6 +61,8 @@ from reports.services import (
     approval_for,
     approval_record,
     run_create,
+    run_get_or_create,
+    run_lock_key,
 )
 
 logger = logging.getLogger(__name__)
@@ -110,14 +112,34 @@ def titan_run_create(
             "size": upload.size,
         }
     params.update(extra or {})
-    return run_create(
-        kind=KIND,
-        triggered_by=triggered_by,
-        user=user,
-        dry_run=dry_run,
-        subject=subject or (upload.original_name if upload else ""),
-        params=params,
-    )
+    fields = {
+        "kind": KIND,
+        "triggered_by": triggered_by,
+        "user": user,
+        "dry_run": dry_run,
+        "subject": subject or (upload.original_name if upload else ""),
+        "params": params,
+    }
+    if dry_run:
+        # A preview sends nothing: any number may plan at once.
+        return run_create(**fields)
+    run, created = run_get_or_create(**fields, lock_key=TITAN_APPLY_LOCK)
+    if not created:
+        raise TitanBusy(
+            f"Titan sync run #{run.pk} ({run.subject or 'a sync'}) is "
+            f"{run.get_status_display().lower()} and changes Titan now; this one was not "
+            "started. Apply it again when that run has finished."
+        )
+    return run
+
+
+# One sync that changes Titan at a time: two applies of different files would interleave
+# their creates and removals. A held run waits outside the lock; approving it takes it.
+TITAN_APPLY_LOCK = run_lock_key(KIND, "apply")
+
+
+class TitanBusy(InvalidInput):
+    """Another Titan sync that changes Titan is queued or running; nothing was started."""
 
 
 def titan_run_from_path(

@@ -62,12 +62,20 @@ def titan_upload(request):
     )
 
 
+NO_PLAN = (
+    "This run's plan is not stored: it made none, or retention deleted it with the run's "
+    "items (RETENTION_RUN_ITEMS_DAYS)."
+)
+
+
 @staff_required
 def titan_plan(request, pk: int):
     run = _titan_run(pk)
     plan = plan_load(run.params.get("plan_hash"))
     if plan is None:
-        raise Http404("This run has no stored plan.")
+        # Say why on the run's own page, rather than a bare "not found".
+        messages.warning(request, NO_PLAN)
+        return redirect("reports:detail", pk=run.pk)
     tables = []
     for kind in (CREATE, UPDATE, ADD, ROLES, REMOVE):
         ops = [op for op in plan["ops"] if op["op"] == kind]
@@ -107,7 +115,7 @@ def titan_plan_csv(request, pk: int):
     run = _titan_run(pk)
     plan = plan_load(run.params.get("plan_hash"))
     if plan is None:
-        raise Http404("This run has no stored plan.")
+        raise Http404(NO_PLAN)
     header = ("action", "external_id", "site", "before", "after")
 
     def rows():

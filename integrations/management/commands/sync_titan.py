@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from integrations.cli import JobCommand, os_user
-from integrations.titan.sync import titan_run_from_path
+from integrations.titan.sync import TitanBusy, titan_run_from_path
 from reports.models import Run, RunKind
 
 USAGE_ERROR = 2
@@ -56,9 +56,12 @@ class Command(JobCommand):
                 "--approve and --dry-run do not go together: a dry run sends nothing.",
                 returncode=USAGE_ERROR,
             )
-        return titan_run_from_path(
-            options["file"],
-            dry_run=options["dry_run"],
-            triggered_by=f"cli:{os_user()}",
-            approve_reason=reason if options["approve"] else "",
-        )
+        try:
+            return titan_run_from_path(
+                options["file"],
+                dry_run=options["dry_run"],
+                triggered_by=f"cli:{os_user()}",
+                approve_reason=reason if options["approve"] else "",
+            )
+        except TitanBusy as exc:
+            raise CommandError(str(exc), returncode=USAGE_ERROR) from None
