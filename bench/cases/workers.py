@@ -206,6 +206,12 @@ def _phase(count: int, data: Path, stamp: str) -> dict:
         "duplicate_deliveries_refused": ignored,
         "duplicate_items": dup_items,
         "items": RunItem.objects.filter(run_id__in=run_ids).count(),
+        # The demo data fails some rows (and one Canvas course) on purpose: say which.
+        "not_succeeded": [
+            f"{r.kind} {r.subject}: {r.status}: {r.message[:100]}"
+            for r in runs
+            if r.status != "succeeded"
+        ],
     }
 
 
@@ -245,6 +251,7 @@ def run(size: str) -> Result:
         f"{one['duplicate_deliveries_refused']} + {two['duplicate_deliveries_refused']} "
         f"second deliveries refused, {one['duplicate_items'] + two['duplicate_items']} items "
         f"recorded twice, statuses {two['statuses']}, lost {one['lost'] + two['lost']}. "
+        f"Not succeeded, as the demo data intends: {'; '.join(two['not_succeeded']) or '-'}. "
         "Each cluster prefetches up to `queue_limit` (50) tasks, so a burst is split between "
         "the clusters when it is dequeued, not when a worker frees up."
     )
