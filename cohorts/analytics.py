@@ -847,23 +847,31 @@ def _period_ends(first: date, last: date, freq: str) -> list[date]:
     return ends
 
 
+def stamp_range(progressions: pd.DataFrame) -> tuple[Any, Any]:
+    """The earliest and latest start, completion or review (NaT when none)."""
+    if not len(progressions):
+        return pd.NaT, pd.NaT
+    stamps = progressions[list(STAMPS)]
+    return stamps.min().min(), stamps.max().max()
+
+
 def date_bounds(
-    progressions: pd.DataFrame,
+    progressions: pd.DataFrame | None,
     *,
     today: date,
     starts_on: date | None = None,
     ends_on: date | None = None,
     tz: str = "UTC",
+    stamps: tuple[Any, Any] | None = None,
 ) -> tuple[date, date]:
     """The first and last day a date filter may name: the cohort's lifetime (its course
     dates, its first and last activity, today) widened by DATE_MARGIN each side, within
-    EARLIEST_DATE..LATEST_DATE."""
+    EARLIEST_DATE..LATEST_DATE. `stamps` (from `stamp_range`) stands for the progressions
+    when they were not read (a stored health)."""
     days = [today, *(d for d in (starts_on, ends_on) if d is not None)]
-    if len(progressions):
-        stamps = progressions[list(STAMPS)]
-        for stamp in (stamps.min().min(), stamps.max().max()):
-            if not pd.isna(stamp):
-                days.append(stamp.tz_convert(tz).date())
+    for stamp in stamps if stamps is not None else stamp_range(progressions):
+        if not pd.isna(stamp):
+            days.append(stamp.tz_convert(tz).date())
     first = max(min(days), EARLIEST_DATE + DATE_MARGIN) - DATE_MARGIN
     last = min(max(days), LATEST_DATE - DATE_MARGIN) + DATE_MARGIN
     return max(first, EARLIEST_DATE), max(min(last, LATEST_DATE), EARLIEST_DATE)
@@ -1081,9 +1089,10 @@ class CohortHealth:
         date_to: date | None = None,
         freq: str | None = None,
         source: str = "",
+        signals: SourceSignals | None = None,
     ) -> None:
         self.tz = tz
-        self.signals = signals_for(source)
+        self.signals = signals or signals_for(source)
         self.raw_progressions = progressions
         self.thresholds = thresholds
         self.date_from, self.date_to = date_from, date_to
@@ -1173,19 +1182,24 @@ class CohortHealth:
 
     # blockers
     @cached_property
-    def blockers(self) -> pd.DataFrame:
+    def review_kinds(self) -> set[str]:
+        """Kinds (lower case) the whole cohort has ever had reviewed: what waits for review
+        is the whole cohort's call, not one unit's."""
         everything = self.all_progressions
         kinds = everything["assignment_id"].map(
             self.all_assignments.set_index("assignment_id")["kind"].str.lower()
         )
+        return set(kinds[everything["reviewed_at"].notna()].unique())
+
+    @cached_property
+    def blockers(self) -> pd.DataFrame:
         return blockers(
             self.students,
             self.assignments,
             self.progressions,
             now=self.now,
             at_risk_ids=self.at_risk_ids,
-            # What waits for review is the whole cohort's call, not one unit's.
-            reviewed_kinds=set(kinds[everything["reviewed_at"].notna()].unique()),
+            reviewed_kinds=self.review_kinds,
             flags=None
             if self.signals.starts
             else flag_rows(self.students, self.assignments, self.raw_progressions),
@@ -1254,15 +1268,19 @@ class CohortHealth:
             unit=self.unit,
         )
 
-    def student_progress(self, student_id: int) -> pd.DataFrame:
-        """One student's cumulative completions beside the cohort average and the pace."""
+    def student_progress(
+        self, student_id: int, progressions: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """One student's cumulative completions beside the cohort average and the pace.
+        `progressions`: the student's own rows, for a health restored from storage (which
+        keeps no rows)."""
         cohort = self.progress
         if cohort.empty:
             return cohort.assign(student=pd.Series(dtype="int64"))
         mine = progress_by_student(
             self.students,
             self.assignments,
-            self.progressions,
+            self.progressions if progressions is None else progressions,
             first=self.window[0],
             last=self.window[1],
             freq=self.freq,
@@ -1303,3 +1321,108 @@ class CohortHealth:
             "completions_since": window_start,
             "completions_in_range": in_range,
         }
+
+    # --- storing ----------------------------------------------------------------------
+    # A stored health (cohorts/health_store.py) keeps every figure the pages read and none
+    # of the rows: a restored one has no `progressions`, `all_progressions` or
+    # `raw_progressions` (reading them is an AttributeError, never a silent recompute).
+
+    _ROWS = ("raw_progressions", "all_progressions", "progressions")
+    _FIGURES = (
+        "completion",
+        "completion_units",
+        "overall",
+        "summary",
+        "trend",
+        "health",
+        "health_counts",
+        "at_risk_ids",
+        "blockers",
+        "pace",
+        "window",
+        "progress",
+        "headline",
+    )
+
+    @property
+    def has_rows(self) -> bool:
+        """False for a health restored from storage (it keeps no rows)."""
+        return "progressions" in self.__dict__
+
+    @cached_property
+    def stamps(self) -> tuple[Any, Any]:
+        """The earliest and latest activity of the rows read (for `date_bounds`)."""
+        return stamp_range(self.raw_progressions)
+
+    @cached_property
+    def progressions_count(self) -> int:
+        """Progressions counted (one per student and assignment, under the filters)."""
+        return len(self.progressions)
+
+    @cached_property
+    def last_activity(self) -> Any:
+        """The latest start, completion or review of the cohort (NaT when none)."""
+        return self.all_progressions[list(STAMPS)].max().max()
+
+    @cached_property
+    def reviewed_kinds(self) -> set[str]:
+        """Kinds of work the cohort has ever had reviewed (as spelled by the source)."""
+        kinds = self.all_progressions["assignment_id"].map(
+            self.all_assignments.set_index("assignment_id")["kind"]
+        )
+        return set(kinds[self.all_progressions["reviewed_at"].notna()].unique())
+
+    # What the whole curriculum decides, whatever a unit or a date_from filter narrows:
+    # who is at risk and why, the pace, what gets reviewed, the cohort's activity.
+    _WHOLE = (
+        "summary",
+        "trend",
+        "health",
+        "health_counts",
+        "at_risk_ids",
+        "pace",
+        "review_kinds",
+        "reviewed_kinds",
+        "stamps",
+        "last_activity",
+    )
+    # ...and without a unit, what only the data decides (not the chart's dates).
+    _UNFILTERED = ("completion", "completion_units", "overall", "blockers", "progressions_count")
+
+    def state(self) -> dict[str, Any]:
+        """Every figure computed, without the rows: what `restored` rebuilds it from."""
+        for name in {*self._FIGURES, *self._WHOLE, "progressions_count"}:
+            getattr(self, name)
+        return {k: v for k, v in self.__dict__.items() if k not in self._ROWS}
+
+    def narrowed(self, progressions: pd.DataFrame, **filters: Any) -> CohortHealth:
+        """This default view narrowed by `unit`, `date_from` and `freq` (never `date_to`,
+        which moves "now"), as of the same moment, computing only what they change.
+
+        `progressions`: the rows the filter needs (with a unit, that unit's; without,
+        at least every completed one). Student health, the pace and the rest of `_WHOLE`
+        are this view's (a filter never changes who is at risk), and so, without a unit, are
+        completion and blockers; the figures equal a live computation over every row.
+        """
+        narrowed = CohortHealth(
+            self.students,
+            self.all_assignments,
+            progressions,
+            thresholds=self.thresholds,
+            now=self.now,
+            tz=self.tz,
+            starts_on=self.starts_on,
+            ends_on=self.ends_on,
+            signals=self.signals,
+            **filters,
+        )
+        keep = self._WHOLE if narrowed.unit is not None else (*self._WHOLE, *self._UNFILTERED)
+        for name in keep:
+            narrowed.__dict__[name] = getattr(self, name)
+        return narrowed
+
+    @classmethod
+    def restored(cls, state: dict[str, Any]) -> CohortHealth:
+        health = cls.__new__(cls)
+        health.__dict__.update(state)
+        return health

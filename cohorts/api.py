@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from cohorts import analytics
 from cohorts.forms import date_out_of_range
+from cohorts.health_store import health_narrowed, health_served
 from cohorts.models import ApiToken, Assignment, Cohort, Student
 from cohorts.selectors import (
     cohort_frames,
@@ -29,6 +30,7 @@ from cohorts.selectors import (
     cohort_get_for_user,
     cohort_list_rows,
     progressions_filtered,
+    student_progressions,
 )
 
 PAGE_SIZE = 100
@@ -208,6 +210,28 @@ def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
     freq = {"day": "D", "week": "W", "": None}.get(request.GET.get("freq", "").strip().lower())
     if request.GET.get("freq") and freq is None:
         raise ApiError(400, "invalid_parameter", "'freq' must be day or week.")
+    unit = request.GET.get("unit")
+    if not request.GET.get("to"):
+        # The stored default view (cohorts.health_store), as the health page serves it;
+        # narrowed as of its moment by a unit, a first day or a frequency.
+        served = health_served(cohort)
+        base = served.health
+        first, _ = _range(
+            request,
+            analytics.date_bounds(
+                None,
+                today=timezone.localdate(),
+                starts_on=cohort.starts_on,
+                ends_on=cohort.ends_on,
+                tz=timezone.get_current_timezone_name(),
+                stamps=base.stamps,
+            ),
+        )
+        if unit is not None and unit not in base.units:
+            raise ApiError(400, "invalid_parameter", f"No unit named {unit!r} in this cohort.")
+        if unit is None and first is None and freq is None:
+            return base
+        return health_narrowed(cohort, served, unit=unit, date_from=first, freq=freq)
     students, assignments, progressions = cohort_frames(cohort=cohort)
     first, last = _range(
         request,
@@ -219,7 +243,6 @@ def _health(request: HttpRequest, cohort: Cohort) -> analytics.CohortHealth:
             tz=timezone.get_current_timezone_name(),
         ),
     )
-    unit = request.GET.get("unit")
     if unit is not None and unit not in analytics.unit_names(assignments):
         raise ApiError(400, "invalid_parameter", f"No unit named {unit!r} in this cohort.")
     return analytics.CohortHealth(
@@ -392,14 +415,14 @@ def progress_summary(request, user, pk: int):
     cohort = cohort_get_for_user(user=user, pk=pk)
     health = _health(request, cohort)
     headline = health.headline
-    stamps = health.all_progressions[list(analytics.STAMPS)].max().max()
+    stamps = health.last_activity
     return JsonResponse(
         {
             "cohort": {"id": cohort.pk, "name": cohort.name},
             "filters": _filters_echo(health),
             "students": headline["students"],
             "assignments": headline["assignments"],
-            "progressions": len(health.progressions),
+            "progressions": health.progressions_count,
             "completed": headline["completed"],
             "possible": headline["possible"],
             "completion": round(headline["completion"], 4),
@@ -515,7 +538,10 @@ def metrics_progress_over_time(request, user, pk: int):
     if student_id is not None:
         if student_id not in set(health.students["student_id"]):
             raise Http404
-        series = health.student_progress(student_id)
+        rows = None
+        if not health.has_rows:  # stored: the student's own rows, read now
+            rows = student_progressions(cohort=cohort, student_id=student_id)
+        series = health.student_progress(student_id, rows)
         body["student"] = {
             "id": student_id,
             "series": [

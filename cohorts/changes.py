@@ -1,27 +1,36 @@
 """What a pull changed in a cohort: a health snapshot before it, one after, and the diff.
 
-Vendor-neutral (no `integrations` import): a pull job takes `snapshot_take(cohort)` once
-before it writes and once after, then records `changes_between(before, after)` on its run
-(`integrations.changes.cohort_changes_recorded` does all three). The diff reuses the
-cohort page's own health (`analytics.CohortHealth`), so "became at risk" here means what
-the health table says, with the same reasons in words.
+Vendor-neutral (no `integrations` import): a pull job takes `snapshot_before(cohort)`
+before it writes and `snapshot_after(cohort, at=before.at)` after, then records
+`changes_between(before, after)` on its run (`integrations.changes.cohort_changes_recorded`
+does all three). The diff reuses the cohort page's own health (`analytics.CohortHealth`),
+so "became at risk" here means what the health table says, with the same reasons in words.
 
-Both snapshots of one pull are computed at the same `now`, so time passing during the pull
-never shows as a change: only the data the pull wrote does.
+Cheap on a big cohort: the "before" is the cohort's stored health (`cohorts.health_store`)
+while it is valid, read without a row; the "after" reads the rows once and stores the
+health the pages serve from then on.
+
+Both snapshots of one pull are as of the same moment (the before's), so time passing
+during the pull never shows as a change: only the data the pull wrote does.
+`snapshot_take` computes one from the rows, at any moment.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import compress
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
-from cohorts import analytics
+from cohorts import analytics, health_store
+from cohorts.selectors import cohort_frames_with_leavers
 
 # A "new blocker" is an assignment that entered the cohort's worst few blockers.
 BLOCKERS_TOP = 5
@@ -70,6 +79,7 @@ class Snapshot:
     grades: dict[tuple[int, int], float]
     blockers: dict[int, tuple[str, str, str]]  # assignment_id -> (name, external_id, reason)
     assignment_names: dict[int, str]
+    at: datetime | None = None  # the moment it is as of
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +140,25 @@ def snapshot_from_frames(
         starts_on=starts_on,
         ends_on=ends_on,
     )
+    return snapshot_from_health(
+        health, health_store.pairs_of(health), cohort_id=cohort_id, cohort_name=cohort_name
+    )
+
+
+def snapshot_from_health(
+    health: analytics.CohortHealth,
+    pairs: dict[str, np.ndarray],
+    *,
+    cohort_id: int = 0,
+    cohort_name: str = "",
+) -> Snapshot:
+    """A snapshot from a default view (computed, or restored from storage) and its pairs
+    (`health_store.pairs_of`)."""
     frame = health.health
     states = {
         int(sid): StudentState(str(name), str(ext), str(status), tuple(reasons))
         for sid, name, ext, status, reasons in zip(
-            frame["student_id"],
+            frame["student_id"].tolist(),
             frame["name"],
             frame["external_id"],
             frame["status"],
@@ -142,22 +166,21 @@ def snapshot_from_frames(
             strict=True,
         )
     }
-    pairs = health.all_progressions
-    done_mask = pairs["completed_at"].notna()
-    done = frozenset(
+    students = pairs["student_id"].tolist()
+    assignments = pairs["assignment_id"].tolist()
+    done = frozenset(compress(zip(students, assignments, strict=True), pairs["done"].tolist()))
+    graded = ~np.isnan(pairs["grade"])
+    grades = dict(
         zip(
-            pairs.loc[done_mask, "student_id"].astype(int),
-            pairs.loc[done_mask, "assignment_id"].astype(int),
+            zip(
+                pairs["student_id"][graded].tolist(),
+                pairs["assignment_id"][graded].tolist(),
+                strict=True,
+            ),
+            pairs["grade"][graded].tolist(),
             strict=True,
         )
     )
-    graded = pairs.loc[pairs["grade"].notna()]
-    grades = {
-        (int(s), int(a)): float(g)
-        for s, a, g in zip(
-            graded["student_id"], graded["assignment_id"], graded["grade"], strict=True
-        )
-    }
     worst = health.blockers.loc[health.blockers["score"] > 0].head(BLOCKERS_TOP)
     blockers = {
         int(row["assignment_id"]): (
@@ -167,7 +190,8 @@ def snapshot_from_frames(
         )
         for _, row in worst.iterrows()
     }
-    names = dict(zip(assignments["assignment_id"].astype(int), assignments["name"], strict=True))
+    plan = health.all_assignments
+    names = dict(zip(plan["assignment_id"].tolist(), plan["name"], strict=True))
     return Snapshot(
         cohort_id=cohort_id,
         cohort_name=cohort_name,
@@ -176,14 +200,13 @@ def snapshot_from_frames(
         grades=grades,
         blockers=blockers,
         assignment_names=names,
+        at=health.now.to_pydatetime(),
     )
 
 
 def snapshot_take(cohort, *, now: datetime | None = None) -> Snapshot:
     """The cohort's snapshot from the database (the three queries of `cohort_frames`)."""
-    from cohorts.selectors import cohort_frames
-
-    students, assignments, progressions = cohort_frames(cohort=cohort)
+    students, assignments, progressions, _ = cohort_frames_with_leavers(cohort=cohort)
     return snapshot_from_frames(
         students,
         assignments,
@@ -195,6 +218,36 @@ def snapshot_take(cohort, *, now: datetime | None = None) -> Snapshot:
         tz=settings.TIME_ZONE,
         starts_on=cohort.starts_on,
         ends_on=cohort.ends_on,
+    )
+
+
+def snapshot_before(cohort, *, now: datetime | None = None) -> Snapshot:
+    """A pull's "before": the cohort's stored health while it is valid (one query, no
+    rows read), else computed now and stored (the pages serve it too)."""
+    now = now or timezone.now()
+    found = health_store.stored_pairs(cohort, now=now)
+    if found is None:
+        health = health_store.health_refresh(cohort, now=now).health
+        found = health, health_store.pairs_of(health)
+    return snapshot_from_health(*found, cohort_id=cohort.pk, cohort_name=cohort.name)
+
+
+def snapshot_after(cohort, *, at: datetime | None, now: datetime | None = None) -> Snapshot:
+    """A pull's "after", as of `at` (the before's moment, so that only what the pull wrote
+    shows as a change, never time passing). The rows are read once: they also give the
+    health as of `now`, which is stored for the pages. `cohort` is read after the pull's
+    writes (its data version bumped)."""
+    now = now or timezone.now()
+    began = time.perf_counter()
+    frames = cohort_frames_with_leavers(cohort=cohort)
+    current, leavers = health_store.health_compute(cohort, now=now, frames=frames)
+    current.state()
+    health_store.health_store(cohort, current, leavers, seconds=time.perf_counter() - began)
+    then = current
+    if at is not None and at != now:
+        then = health_store.health_compute(cohort, now=at, frames=frames)[0]
+    return snapshot_from_health(
+        then, health_store.pairs_of(then), cohort_id=cohort.pk, cohort_name=cohort.name
     )
 
 

@@ -59,6 +59,10 @@ class Cohort(models.Model):
     last_sync_status = models.CharField(max_length=20, blank=True)
     last_sync_run_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped whenever the cohort's data changes (the end of every pull, any single save of
+    # its students, enrollments, assignments or progressions: `cohorts.health_store`), so
+    # a stored health computed from older data is never served (docs/cohort-health.md).
+    data_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -239,6 +243,34 @@ class MentorNote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author_name} on {self.student_id}, {self.created_at:%Y-%m-%d}"
+
+
+class StoredHealth(models.Model):
+    """A cohort's health as its default view shows it, computed once and served until it is
+    stale (`cohorts.health_store`: new data, other thresholds or course dates, or older
+    than HEALTH_MAX_AGE_SECONDS). Never edited by hand: delete it and the next view
+    computes it again."""
+
+    cohort = models.OneToOneField(
+        Cohort, on_delete=models.CASCADE, primary_key=True, related_name="stored_health"
+    )
+    # Digest of everything the figures depend on besides time (data version, thresholds,
+    # course dates, source, time zone, code and pandas versions).
+    key = models.CharField(max_length=64)
+    data_version = models.PositiveBigIntegerField()
+    computed_at = models.DateTimeField(help_text="The moment the figures are as of.")
+    seconds = models.FloatField(default=0.0, help_text="How long computing them took.")
+    # Signed, compressed: the pages' figures, and (read only by the pull's change report)
+    # each student x assignment's completion and grade.
+    payload = models.BinaryField()
+    pairs = models.BinaryField()
+
+    class Meta:
+        verbose_name = "stored health"
+        verbose_name_plural = "stored health"
+
+    def __str__(self) -> str:
+        return f"Health of cohort {self.cohort_id} as of {self.computed_at:%Y-%m-%d %H:%M}"
 
 
 class ApiToken(models.Model):

@@ -93,29 +93,52 @@ def cohort_frames_with_leavers(
         .values_list("id", "external_id", "name", "kind", "unit", "unit_position", "position")
     )
     progressions = analytics.progressions_frame(
-        _raw_rows(
-            # A row with no start, completion or review says nothing any metric uses;
-            # some vendors return one per student and assignment, so skip them early.
-            Progression.objects.filter(cohort=cohort)
-            .filter(
-                Q(started_at__isnull=False)
-                | Q(completed_at__isnull=False)
-                | Q(reviewed_at__isnull=False)
-                | Q(missing=True)
-                | Q(late=True)
-            )
-            .order_by()
-            .annotate(**{f"{name}_raw": _stamp(name) for name in analytics.STAMPS})
-            .values_list(
-                "student_id",
-                "assignment_id",
-                "grade",
-                *(f"{n}_raw" for n in analytics.STAMPS),
-                *analytics.FLAGS,
-            )
-        )
+        _raw_rows(_progression_rows(Progression.objects.filter(cohort=cohort)))
     )
     return students, assignments, progressions, leavers.reset_index(drop=True)
+
+
+def _progression_rows(qs: QuerySet) -> QuerySet:
+    # A row with no start, completion or review says nothing any metric uses;
+    # some vendors return one per student and assignment, so skip them early.
+    return (
+        qs.filter(
+            Q(started_at__isnull=False)
+            | Q(completed_at__isnull=False)
+            | Q(reviewed_at__isnull=False)
+            | Q(missing=True)
+            | Q(late=True)
+        )
+        .order_by()
+        .annotate(**{f"{name}_raw": _stamp(name) for name in analytics.STAMPS})
+        .values_list(
+            "student_id",
+            "assignment_id",
+            "grade",
+            *(f"{n}_raw" for n in analytics.STAMPS),
+            *analytics.FLAGS,
+        )
+    )
+
+
+def cohort_progressions(
+    *, cohort: Cohort, assignment_ids: list[int] | None = None, completed: bool = False
+) -> pd.DataFrame:
+    """Some of the cohort's rows, as `cohort_frames` reads them: those of these
+    assignments, or the completed ones. One query."""
+    qs = Progression.objects.filter(cohort=cohort)
+    if assignment_ids is not None:
+        qs = qs.filter(assignment_id__in=assignment_ids)
+    if completed:
+        qs = qs.filter(completed_at__isnull=False)
+    return analytics.progressions_frame(_raw_rows(_progression_rows(qs)))
+
+
+def student_progressions(*, cohort: Cohort, student_id: int) -> pd.DataFrame:
+    """One student's rows of the cohort, as `cohort_frames` reads them. One query."""
+    return analytics.progressions_frame(
+        _raw_rows(_progression_rows(Progression.objects.filter(cohort=cohort, student=student_id)))
+    )
 
 
 def _stamp(name: str):
@@ -298,11 +321,13 @@ __all__ = [
     "cohort_freshness",
     "cohort_get_for_user",
     "cohort_list_rows",
+    "cohort_progressions",
     "cohort_student_get",
     "cohorts_visible_to",
     "mentor_notes_for",
     "person_cohorts",
     "progressions_filtered",
+    "student_progressions",
 ]
 
 

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from cohorts.health_store import cohort_data_changed
 from cohorts.models import (
     Assignment,
     Cohort,
@@ -136,6 +137,8 @@ def enrollments_reconcile(
             Enrollment.objects.filter(pk__in=chunk).update(active=False, left_at=at)
         for chunk in _chunks(back):
             Enrollment.objects.filter(pk__in=chunk).update(active=True, left_at=None)
+        if leaving or back:  # the stored health counted them as they were
+            cohort_data_changed(cohort.pk)
     return ReconcileResult(left=len(leaving), returned=len(back))
 
 

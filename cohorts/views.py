@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,7 @@ from cohorts.analytics import (
     date_bounds,
     plain,
     records,
+    scoped,
     student_names,
     student_standing,
     unit_names,
@@ -43,10 +45,10 @@ from cohorts.forms import (
     HealthFilterForm,
     MentorNoteForm,
 )
+from cohorts.health_store import Served, health_narrowed, health_served, max_age
 from cohorts.models import Cohort, MentorNote
 from cohorts.notes import mentor_note_marks
 from cohorts.selectors import (
-    cohort_frames,
     cohort_frames_with_leavers,
     cohort_freshness,
     cohort_get_for_user,
@@ -54,6 +56,7 @@ from cohorts.selectors import (
     cohort_student_get,
     mentor_notes_for,
     person_cohorts,
+    student_progressions,
 )
 from reports.csvexport import csv_response
 
@@ -82,24 +85,38 @@ def _tz() -> str:
 
 
 def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
-    """The cohort's metrics under the request's filters: (filter form, values, health).
+    """The cohort's metrics under the request's filters: (filter form, values, health,
+    served).
+
+    - No filter: the stored default view (`cohorts.health_store`: one query while valid).
+    - A unit, a first day or a chart frequency: the stored view narrowed as of its moment,
+      reading only the rows they need (`health_store.health_narrowed`: one more query).
+    - A last day ("to": the cohort as it stood then), or `frames` given: computed live
+      from every row (`served.live`, its leavers None when `frames` were given).
+    A narrowed or live view's charts are drawn by the caller: `served.charts` is None, or
+    (narrowed by dates alone) holds the stored completion and blocker charts.
 
     Dates outside the cohort's lifetime plus a margin (`analytics.date_bounds`) are
     refused by the form (`form.date_errors`) and left out of `values`.
     """
-    students, assignments, progressions = frames or cohort_frames(cohort=cohort)
-    form = HealthFilterForm(
-        request.GET if request is not None and request.GET else None,
-        units=unit_names(assignments),
-        bounds=date_bounds(
-            progressions,
-            today=timezone.localdate(),
-            starts_on=cohort.starts_on,
-            ends_on=cohort.ends_on,
-            tz=_tz(),
-        ),
-    )
-    values = form.values() if form.is_bound else {name: None for name in form.fields}
+    params = request.GET if request is not None else {}
+    if frames is None and not params.get("date_to"):
+        served = health_served(cohort)
+        form, values = _filter_form(cohort, params, served.health.units, None, served.health)
+        narrow = {"unit": values.get("unit") or None, "date_from": values.get("date_from")}
+        narrow["freq"] = values.get("freq") or None
+        if not any(narrow.values()):
+            return form, values, served.health, served
+        health = health_narrowed(cohort, served, **narrow)
+        # Without a unit, completion and blockers are the stored ones: so are their charts.
+        figures = None if health.unit is not None else dict(served.charts, progress=None)
+        narrowed = Served(health, served.leavers, figures, served.computed_at, False, live=True)
+        return form, values, health, narrowed
+    leavers = None
+    if frames is None:
+        *frames, leavers = cohort_frames_with_leavers(cohort=cohort)
+    students, assignments, progressions = frames
+    form, values = _filter_form(cohort, params, unit_names(assignments), progressions, None)
     health = CohortHealth(
         students,
         assignments,
@@ -115,7 +132,25 @@ def _health(cohort: Cohort, request: HttpRequest | None = None, frames=None):
         freq=values.get("freq") or None,
         source=cohort.source,
     )
-    return form, values, health
+    live = Served(health, leavers, None, health.now.to_pydatetime(), stored=False, live=True)
+    return form, values, health, live
+
+
+def _filter_form(cohort: Cohort, params, units, progressions, stored):
+    form = HealthFilterForm(
+        params if params else None,
+        units=units,
+        bounds=date_bounds(
+            progressions,
+            today=timezone.localdate(),
+            starts_on=cohort.starts_on,
+            ends_on=cohort.ends_on,
+            tz=_tz(),
+            stamps=None if stored is None else stored.stamps,
+        ),
+    )
+    values = form.values() if form.is_bound else {name: None for name in form.fields}
+    return form, values
 
 
 def _student_rows(health: pd.DataFrame, values: dict[str, Any]) -> pd.DataFrame:
@@ -436,8 +471,18 @@ def _blocker_rows(blockers: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, Any]:
-    *frames, leavers = cohort_frames_with_leavers(cohort=cohort)
-    form, values, health = _health(cohort, request, frames=frames)
+    form, values, health, served = _health(cohort, request)
+    leavers, as_of = served.leavers, served.computed_at
+    figures = dict(served.charts or {})
+    # Filtered: what the filter changed is drawn now.
+    draw = {
+        "completion": lambda: charts.completion_figure(health.completion),
+        "blockers": lambda: charts.blockers_figure(health.blockers, limit=BLOCKERS_SHOWN),
+        "progress": lambda: charts.progress_figure(health.progress),
+    }
+    for name, figure in draw.items():
+        if figures.get(name) is None:
+            figures[name] = figure()
     students = _student_rows(health.health, values)
     blockers = health.blockers
     query = request.GET.urlencode()
@@ -446,6 +491,8 @@ def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, 
         "nav": "cohorts",
         "freshness": cohort_freshness(cohort=cohort, now=timezone.now()),
         "health": health,
+        "as_of": as_of,
+        "health_max_age_minutes": round(max_age().total_seconds() / 60),
         "form": form,
         "values": values,
         "query": f"?{query}" if query else "",
@@ -464,11 +511,7 @@ def _health_context(request, cohort: Cohort, thresholds_form=None) -> dict[str, 
         "sort_links": _sort_links(request, values),
         "progress": records(health.progress),
         "pace": health.pace,
-        "charts": {
-            "completion": charts.completion_figure(health.completion),
-            "blockers": charts.blockers_figure(blockers, limit=BLOCKERS_SHOWN),
-            "progress": charts.progress_figure(health.progress),
-        },
+        "charts": figures,
         "chart_assets": _chart_assets(),
         "thresholds_form": thresholds_form
         or (CohortThresholdsForm(instance=cohort) if request.user.is_staff else None),
@@ -493,7 +536,7 @@ def _refused_dates(form: HealthFilterForm) -> HttpResponse | None:
 @login_required
 def cohort_table_csv(request, pk: int, table: str):
     cohort = cohort_get_for_user(user=request.user, pk=pk)
-    form, values, health = _health(cohort, request)
+    form, values, health, _served = _health(cohort, request)
     if (refused := _refused_dates(form)) is not None:
         return refused
     if table == "students":
@@ -527,19 +570,15 @@ def cohort_thresholds(request, pk: int):
 # --- student page ----------------------------------------------------------------------
 
 
-def _timeline(health: CohortHealth, student_id: int) -> list[dict[str, Any]]:
-    """The student's progressions, latest activity first, with their state in words."""
+def _timeline(health: CohortHealth, mine: pd.DataFrame) -> list[dict[str, Any]]:
+    """The student's progressions (`mine`: their counted rows, as `analytics.scoped`
+    gives them), latest activity first, with their state in words."""
     plan = health.completion[["assignment_id", "order", "name", "unit", "kind"]]
-    mine = health.all_progressions.loc[health.all_progressions["student_id"] == student_id]
     frame = plan.merge(mine, on="assignment_id", how="inner")
     frame["last"] = frame[["started_at", "completed_at", "reviewed_at"]].max(axis=1)
     frame["days_to_complete"] = (frame["completed_at"] - frame["started_at"]) / pd.Timedelta(days=1)
     frame = frame.sort_values(["last", "order"], ascending=[False, True], na_position="last")
-    reviewed_kinds = set(
-        health.all_progressions.loc[health.all_progressions["reviewed_at"].notna(), "assignment_id"]
-        .map(plan.set_index("assignment_id")["kind"])
-        .unique()
-    )
+    reviewed_kinds = health.reviewed_kinds
     rows = []
     for row in records(frame):
         if row["reviewed_at"]:
@@ -610,11 +649,27 @@ def cohort_student(request, pk: int, student_id: int):
     return render(request, "cohorts/student.html", context, status=400 if note_form.errors else 200)
 
 
-def _student_health(cohort: Cohort, student_id: int) -> tuple[CohortHealth, dict | None]:
-    """The health a student's page reads, and None, or {"at": when} if they left. A
-    student who left counts in none of the cohort's figures: their page reads their own
-    history alone. Decided from the same frames, so a pull between two reads cannot
-    leave the page without its student."""
+@dataclass
+class _StudentView:
+    health: CohortHealth
+    left: dict | None  # {"at": when} if they left
+    mine: pd.DataFrame  # their counted progressions (`analytics.scoped`)
+    rows: pd.DataFrame | None  # their raw rows, for a stored health's progress chart
+    as_of: Any = None  # the moment the health is as of
+
+
+def _student_health(cohort: Cohort, student_id: int) -> _StudentView:
+    """The health a student's page reads. An enrolled student: the cohort's stored default
+    view and their own rows (one query). A student who left counts in none of the cohort's
+    figures: their page reads their own history alone, computed live. Decided from the
+    stored view's students (or the frames), so a pull between two reads cannot leave the
+    page without its student."""
+    served = health_served(cohort)
+    health = served.health
+    if (health.students["student_id"] == student_id).any():
+        rows = student_progressions(cohort=cohort, student_id=student_id)
+        mine = scoped(health.students, health.all_assignments, rows)
+        return _StudentView(health, None, mine, rows, served.computed_at)
     students, assignments, progressions, leavers = cohort_frames_with_leavers(cohort=cohort)
     left = None
     if not (students["student_id"] == student_id).any():
@@ -623,13 +678,18 @@ def _student_health(cohort: Cohort, student_id: int) -> tuple[CohortHealth, dict
             raise Http404("No such student in this cohort.")
         left = {"at": plain(mine["left_at"].iloc[0])}
         students = mine[list(STUDENT_COLUMNS)]
-    return _health(cohort, frames=(students, assignments, progressions))[2], left
+    health = _health(cohort, frames=(students, assignments, progressions))[2]
+    own = health.all_progressions
+    return _StudentView(
+        health, left, own.loc[own["student_id"] == student_id], None, health.now.to_pydatetime()
+    )
 
 
 def _student_context(cohort: Cohort, student) -> dict[str, Any]:
-    health, left = _student_health(cohort, student.pk)
+    view = _student_health(cohort, student.pk)
+    health, left = view.health, view.left
     record = records(health.health.loc[health.health["student_id"] == student.pk])[0]
-    timeline = _timeline(health, student.pk)
+    timeline = _timeline(health, view.mine)
     context = {
         "cohort": cohort,
         "student": student,
@@ -643,9 +703,10 @@ def _student_context(cohort: Cohort, student) -> dict[str, Any]:
         "chart_assets": _chart_assets(),
         "has_progress": False,
         "pace_assumed": health.pace.assumption(health.tz),
+        "as_of": view.as_of,
     }
     if left is None:
-        progress = health.student_progress(student.pk)
+        progress = health.student_progress(student.pk, view.rows)
         context.update(
             {
                 "standing": student_standing(health.health, student.pk),
@@ -664,7 +725,8 @@ def cohort_student_csv(request, pk: int, student_id: int, table: str):
     student = cohort_student_get(cohort=cohort, student_id=student_id)
     name = slugify(str(student)) or f"student-{student.pk}"
     if table == "timeline":
-        header, body = timeline_table(_timeline(_student_health(cohort, student.pk)[0], student.pk))
+        view = _student_health(cohort, student.pk)
+        header, body = timeline_table(_timeline(view.health, view.mine))
     elif table == "notes":
         header = ["When", "Author", "Note"]
         body = (

@@ -283,6 +283,15 @@ REPORT_ATTACHMENT_MAX_ROWS = env.int("REPORT_ATTACHMENT_MAX_ROWS", default=1000)
 if REPORT_ATTACHMENT_MAX_ROWS < 0:
     raise ImproperlyConfigured("REPORT_ATTACHMENT_MAX_ROWS must be 0 or more")
 
+# --- Cohort health (docs/cohort-health.md) ----------------------------------------------
+# A cohort's stored health is computed again once it is older than this (inactivity and
+# trends count to "now"); new data, thresholds and course dates make it stale at once.
+HEALTH_MAX_AGE_SECONDS = env.int("HEALTH_MAX_AGE_SECONDS", default=600)
+if not 0 <= HEALTH_MAX_AGE_SECONDS <= 86400:
+    raise ImproperlyConfigured(
+        f"HEALTH_MAX_AGE_SECONDS must be 0 (never stored) to 86400, not {HEALTH_MAX_AGE_SECONDS}"
+    )
+
 # --- Notifications (docs/notifications.md) ----------------------------------------------
 DIGEST_DEFAULT_FREQUENCY = env.str("DIGEST_DEFAULT_FREQUENCY", default="weekly")
 DIGEST_HOUR = env.int("DIGEST_HOUR", default=7)
@@ -335,6 +344,7 @@ TITAN_ROLES_PATH = env.str("TITAN_ROLES_PATH", default="/api/v1/roles")
 TITAN_MEMBERS_PATH = env.str("TITAN_MEMBERS_PATH", default="/api/v1/sites/{site_id}/members")
 TITAN_PER_PAGE = env.int("TITAN_PER_PAGE", default=100)
 TITAN_REQUESTS_PER_SECOND = env.float("TITAN_REQUESTS_PER_SECOND", default=5.0)
+TITAN_READ_CONCURRENCY = env.int("TITAN_READ_CONCURRENCY", default=4)  # pages read at once
 
 CANVAS_BASE_URL = env.str("CANVAS_BASE_URL", default="")
 CANVAS_TOKEN = env.str("CANVAS_TOKEN", default="")

@@ -3,11 +3,13 @@
     with cohort_changes_recorded(tracker, cohort, timing=store.timing):
         ...write the cohort...
 
-takes the cohort's health snapshot before (`cohorts.changes.snapshot_take`), one after
-(also when the pull fails half-way: the pages it stored did change the cohort), and adds
-one `change` run item per change plus one `summary` item per cohort
-(`reports.changes` renders them in the report email and on the run page). Both snapshots
-use the same `now`. Recording never fails the pull: an error here is logged.
+takes the cohort's health snapshot before (`cohorts.changes.snapshot_before`: its stored
+health while valid), one after (also when the pull fails half-way: the pages it stored did
+change the cohort), and adds one `change` run item per change plus one `summary` item per
+cohort (`reports.changes` renders them in the report email and on the run page). Both
+snapshots are as of the same moment. At the end it marks the cohort's data changed
+(`cohorts.health_store.cohort_data_changed`) and stores the health the pages then serve,
+whether recording worked or not. Recording never fails the pull: an error here is logged.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from django.utils import timezone
-
-from cohorts.changes import change_data, changes_between, snapshot_take, summary_data
+from cohorts.changes import (
+    change_data,
+    changes_between,
+    snapshot_after,
+    snapshot_before,
+    summary_data,
+)
+from cohorts.health_store import HEALTH_INPUTS, cohort_data_changed
 from cohorts.models import Cohort
 from reports.changes import CHANGE_OUTCOME
 from reports.services import RunTracker
@@ -34,11 +41,10 @@ def cohort_changes_recorded(
     timing: Callable[[], AbstractContextManager] | None = None,
 ) -> Iterator[None]:
     clock = timing or nullcontext
-    now = timezone.now()
     before = None
     try:
         with clock():
-            before = snapshot_take(cohort, now=now)
+            before = snapshot_before(cohort)
     except Exception:
         logger.exception(
             "run %s: could not snapshot cohort %s before the pull", tracker.run.pk, cohort.pk
@@ -46,15 +52,22 @@ def cohort_changes_recorded(
     try:
         yield
     finally:
-        if before is not None:
-            try:
-                with clock():
-                    cohort.refresh_from_db(fields=["name"])
-                    changes_record(tracker, changes_between(before, snapshot_take(cohort, now=now)))
-            except Exception:
-                logger.exception(
-                    "run %s: could not record what changed in cohort %s", tracker.run.pk, cohort.pk
-                )
+        try:
+            # The pull's end: whatever it wrote, the stored health is stale from here.
+            cohort_data_changed(cohort.pk)
+        except Exception:
+            logger.exception("run %s: could not mark cohort %s changed", tracker.run.pk, cohort.pk)
+        try:
+            with clock():
+                # What the stored health is keyed on, as the pull left it.
+                cohort.refresh_from_db(fields=HEALTH_INPUTS)
+                after = snapshot_after(cohort, at=before.at if before is not None else None)
+                if before is not None:
+                    changes_record(tracker, changes_between(before, after))
+        except Exception:
+            logger.exception(
+                "run %s: could not record what changed in cohort %s", tracker.run.pk, cohort.pk
+            )
 
 
 def changes_record(tracker: RunTracker, cohort_changes) -> None:

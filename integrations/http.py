@@ -11,9 +11,11 @@ that reaches a log or an error is redacted.
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -215,23 +217,65 @@ def default_classify(response: requests.Response, vendor: str) -> VendorError | 
 
 # --- Rate limiting --------------------------------------------------------------------
 class RateLimiter:
-    """At most `per_second` calls a second across threads (0 or less: no limit)."""
+    """At most `per_second` calls in any second, as the vendor counts them (0 or less: no
+    limit), across threads.
 
-    def __init__(self, per_second: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.interval = 1.0 / per_second if per_second and per_second > 0 else 0.0
+    A vendor counts a call when it arrives, which is somewhere between the moment it left
+    here and the moment its answer came back, so spacing the starts alone is not enough:
+    network and scheduling jitter can bring two spaced calls closer on arrival. Hence two
+    rules: starts are spaced `1 / per_second` apart (smooth pacing), and a call starts only
+    a full window after the call `burst` places before it *finished* (`done`). So any
+    window of that length receives at most `burst` calls whatever the jitter:
+    `burst = floor(per_second)` calls a second, or, below one a second, one call every
+    `1 / per_second` seconds. Call `wait()` before sending and `done(slot)` once the answer
+    (or the error) is back.
+    """
+
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        limited = bool(per_second and per_second > 0)
+        self.interval = 1.0 / per_second if limited else 0.0
+        self.burst = max(1, math.floor(per_second)) if limited else 0
+        self.window = max(1.0, self.interval)
         self._next = 0.0
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        # The last `burst` slots: [end time], None while that call is still under way.
+        self._slots: collections.deque[list[float | None]] = collections.deque()
         self._sleep = sleep
+        self._clock = clock
 
-    def wait(self) -> None:
+    def wait(self) -> list[float | None] | None:
+        """Wait for this call's turn; returns its slot, for `done`."""
         if not self.interval:
+            return None
+        with self._cond:
+            while len(self._slots) >= self.burst and self._slots[0][0] is None:
+                self._cond.wait()
+            now = self._clock()
+            start = max(now, self._next)
+            if len(self._slots) >= self.burst:
+                ended = self._slots.popleft()[0]
+                assert ended is not None
+                start = max(start, ended + self.window)
+            self._next = start + self.interval
+            slot: list[float | None] = [None]
+            self._slots.append(slot)
+        if start > now:
+            self._sleep(start - now)
+        return slot
+
+    def done(self, slot: list[float | None] | None) -> None:
+        """The call of `slot` is over (answered, failed or timed out)."""
+        if slot is None:
             return
-        with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            self._sleep(delay)
+        with self._cond:
+            slot[0] = self._clock()
+            self._cond.notify_all()
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -383,7 +427,7 @@ class HttpClient:
         attempts = self.retry.max_retries + 1
         shown = urlsplit(url).path
         for attempt in range(attempts):
-            self.limiter.wait()
+            slot = self.limiter.wait()
             never_sent = False
             try:
                 response = self.session.request(method, url, **kwargs)
@@ -418,6 +462,8 @@ class HttpClient:
                     error.error_class,
                     attempt + 1,
                 )
+            finally:
+                self.limiter.done(slot)  # whatever happened: the vendor may have counted it
             # A call that is not idempotent is repeated only when it never left this host.
             if error.permanent or attempt + 1 >= attempts or not (idempotent or never_sent):
                 raise error

@@ -18,12 +18,16 @@ and calls `table_read(source, schema)`. The reader does everything general:
 
 A file that cannot be used as a whole raises `RosterRefused` (an `InvalidInput`: the run is
 `invalid`, exit 2, nothing sent). A problem confined to a row is a `Problem`. The file is read
-as a stream; only the accepted rows (built by `Schema.make`) stay in memory.
+as a stream; only the accepted rows (built by `Schema.make`) stay in memory, and with
+`keep_rows=False` not even those: validation then keeps a key hash and a row number per
+row for the duplicate and conflict rules, and reads the file once more for the rows whose
+key comes back.
 Vendor schemas: `integrations/apex/roster.py`, `integrations/titan/roster.py`.
 """
 
 from __future__ import annotations
 
+import array
 import codecs
 import csv
 import difflib
@@ -282,8 +286,9 @@ class Table:
     notes: list[str] = field(default_factory=list)
     rows: int = 0  # data rows read (blank lines excluded)
     blank_rows: int = 0
-    accepted: list[Any] = field(default_factory=list)
+    accepted: list[Any] = field(default_factory=list)  # empty when read with keep_rows=False
     problems: list[Problem] = field(default_factory=list)
+    accepted_count: int = 0  # rows used: valid, and neither a duplicate nor in a conflict
 
     @property
     def header_row(self) -> int:
@@ -700,11 +705,16 @@ def table_read(
     *,
     on_progress: Callable[[int], None] | None = None,
     after_header: Callable[[Header], None] | None = None,
+    keep_rows: bool = True,
 ) -> Table:
     """Read and validate a roster against a vendor's schema. Raises RosterRefused when the
     file as a whole cannot be used (the message says why, naming row or line).
     `after_header(header)` may refuse the file once its header is known (e.g. a setting
-    the file's columns make necessary), before any row is read."""
+    the file's columns make necessary), before any row is read.
+
+    `keep_rows=False` validates only: `Table.accepted` stays empty (`accepted_count` says
+    how many rows would be used) and memory no longer grows with the file's rows, only
+    with its problems (a 1,000,000-row file is validated in a few tens of MB)."""
     f, owned = _open_binary(source)
     try:
         f.seek(0, os.SEEK_END)
@@ -717,7 +727,7 @@ def table_read(
         encoding, note = _detect_encoding(f)
         text = io.TextIOWrapper(f, encoding=encoding, newline="")
         try:
-            return _parse(text, encoding, note, schema, on_progress, after_header)
+            return _parse(text, encoding, note, schema, on_progress, after_header, keep_rows)
         finally:
             text.detach()
     finally:
@@ -743,6 +753,7 @@ def _parse(
     schema: Schema,
     on_progress: Callable[[int], None] | None,
     after_header: Callable[[Header], None] | None,
+    keep_rows: bool = True,
 ) -> Table:
     first_line = ""
     while line := text.readline():
@@ -777,12 +788,18 @@ def _parse(
     position = {c.name: i for i, c in enumerate(columns)}
     width = len(raw_header)
     problems = table.problems
-    candidates: list[tuple[int, Any]] = []
+    # (row, values) of every valid row, only when the caller wants the rows: validation
+    # alone keeps what the Unique rules need (a hash and a row number per row), nothing else.
+    kept: list[tuple[int, tuple]] = []
+    valid = 0
     rules = [_RuleState(rule, position) for rule in schema.rules]
+    adds = [state.add for state in rules]
     delimiter_name = DELIMITER_NAMES[delimiter]
 
     readers = [_cell_reader(c) for c in columns]
+    row_values = _row_reader(columns, readers)
     at = [i if i is not None else 1 << 30 for i in indexes]  # a missing column reads ""
+    cells_of = _cells_picker(at)
     for row, fields in records:
         if not (fields and fields[0].strip()) and _is_blank(fields):
             table.blank_rows += 1
@@ -791,7 +808,7 @@ def _parse(
         if on_progress and table.rows % 1000 == 0:
             on_progress(table.rows)
         n = len(fields)
-        cells = tuple([fields[i].strip() if i < n else "" for i in at])
+        cells = cells_of(fields, n)
         if n > width and not _is_blank(fields[width:]):
             problems.append(
                 Problem(
@@ -824,7 +841,7 @@ def _parse(
                 )
                 continue
         try:
-            values = [reader(cell) for reader, cell in zip(readers, cells, strict=True)]
+            values_t = row_values(cells)
         except CellError:
             # One problem per row (one outcome per row), naming every bad cell.
             errors = []
@@ -836,15 +853,28 @@ def _parse(
             message = f"Row {row}: " + "; ".join(m for _, m in errors) + "."
             problems.append(Problem(row, errors[0][0], INVALID, message, cells))
             continue
-        values_t = tuple(values)
-        for state in rules:
-            state.add(row, values_t)
-        candidates.append((row, schema.make(row, values_t)))
+        valid += 1
+        for add in adds:
+            add(row, values_t)
+        if keep_rows:
+            kept.append((row, values_t))
 
     if table.rows == 0:
         raise RosterRefused(f"The file has a header (row {header_row}) but no data rows.")
     if on_progress:
         on_progress(table.rows)
+
+    # Only rows whose key (hash) comes back can be duplicates or conflicts: their values
+    # are taken from the rows kept, or read again from the file, and checked exactly.
+    repeated = [state.repeated_rows() for state in rules]
+    wanted = set().union(*repeated)
+    if wanted:
+        if keep_rows:
+            values_of = {row: values for row, values in kept if row in wanted}
+        else:
+            values_of = _values_again(text, delimiter, schema, header, cells_of, row_values, wanted)
+        for state, rows in zip(rules, repeated, strict=True):
+            state.resolve([(row, values_of[row]) for row in sorted(rows)])
 
     # Conflicts first: their rows are not used, and are nobody's duplicates.
     excluded: set[int] = set()
@@ -867,18 +897,75 @@ def _parse(
             problems.append(Problem(row, "", DUPLICATE, state.duplicate_message(first, row), cells))
             excluded.add(row)
     problems.sort(key=lambda p: p.row)
-    table.accepted = [made for row, made in candidates if row not in excluded]
+    table.accepted_count = valid - len(excluded)
+    if keep_rows:
+        make = schema.make
+        table.accepted = [make(row, values) for row, values in kept if row not in excluded]
     if table.blank_rows:
         plural = "" if table.blank_rows == 1 else "s"
         table.notes.append(f"{table.blank_rows} blank row{plural} skipped.")
     return table
 
 
-def _cell_reader(column: Column) -> Callable[[str], Any]:
+def _cells_picker(at: list[int]) -> Callable[[list[str], int], tuple[str, ...]]:
+    """(fields, their number) -> the schema's cells, trimmed, in column order ("" for a
+    column the file lacks or a row too short to reach)."""
+    reach = max(at)
+    pick = operator.itemgetter(*at) if len(at) > 1 else None
+
+    def cells(fields: list[str], n: int) -> tuple[str, ...]:
+        if pick is not None and n > reach:  # nearly always: one C call picks every cell
+            return tuple(map(str.strip, pick(fields)))
+        return tuple([fields[i].strip() if i < n else "" for i in at])
+
+    return cells
+
+
+def _row_reader(
+    columns: Sequence[Column], readers: list[Callable[[str], Any]]
+) -> Callable[[tuple[str, ...]], tuple]:
+    """cells -> the row's values, or CellError from the first bad cell. A row without any
+    line break or control character (one search over the whole row) skips that test in
+    each cell; the other rows go through the full readers."""
+    fast = [_cell_reader(c, plain=True) for c in columns]
+    search = _CONTROL_OR_BREAK.search
+
+    def values(cells: tuple[str, ...]) -> tuple:
+        use = readers if search("".join(cells)) else fast
+        return tuple([read(cell) for read, cell in zip(use, cells, strict=True)])
+
+    return values
+
+
+def _values_again(
+    text: io.TextIOWrapper,
+    delimiter: str,
+    schema: Schema,
+    header: Header,
+    cells_of: Callable[[list[str], int], tuple[str, ...]],
+    row_values: Callable[[tuple[str, ...]], tuple],
+    wanted: set[int],
+) -> dict[int, tuple]:
+    """The values of the `wanted` rows (all valid), read again from the file: validating
+    without keeping the rows reads the file a second time, only when some key repeats."""
+    text.seek(0)
+    records = _Records(text, delimiter, schema)
+    records.names = header.names
+    found: dict[int, tuple] = {}
+    for row, fields in records:
+        if row in wanted:
+            found[row] = row_values(cells_of(fields, len(fields)))
+            if len(found) == len(wanted):
+                break
+    return found
+
+
+def _cell_reader(column: Column, *, plain: bool = False) -> Callable[[str], Any]:
     """A function from a trimmed cell to the value the column keeps, or CellError. Built
-    once per column: it runs for every cell of the file."""
+    once per column: it runs for every cell of the file. `plain`: for cells known to hold
+    no line break or control character (the test is skipped)."""
     blank, max_length, check = column.blank, column.max_length, column.check
-    unusable = _CONTROL_OR_BREAK if not column.controls else _BREAK
+    unusable = None if plain else (_CONTROL_OR_BREAK if not column.controls else _BREAK)
     split = _splitter(column.split).split if column.split else None
 
     def read(value: str) -> Any:
@@ -887,7 +974,7 @@ def _cell_reader(column: Column) -> Callable[[str], Any]:
                 raise CellError("is empty.")
         elif max_length is not None and len(value) > max_length:
             raise CellError(f"is longer than {max_length} characters.")
-        elif unusable.search(value):
+        elif unusable is not None and unusable.search(value):
             if "\n" in value or "\r" in value:
                 raise CellError("contains a line break (a quote left open?).")
             raise CellError(_control_message(value))
@@ -944,30 +1031,58 @@ def _picker(indexes: list[int]) -> Callable[[tuple], tuple]:
 
 
 class _RuleState:
-    """One `Unique` rule over the rows read: the first row of each key, and every row of a
-    key that is seen more than once."""
+    """One `Unique` rule over the rows read.
+
+    While the file is read, each valid row leaves only the hash of its key and its row
+    number (16 bytes in two arrays), so validation holds no row. Afterwards the rows
+    whose key hash comes back (`repeated_rows`: every row of a key seen twice, and the
+    rare row of another key with the same hash) are checked exactly (`resolve`), with
+    their values: the first row of each key and every later one."""
 
     def __init__(self, rule: Unique, position: dict[str, int]) -> None:
         self.rule = rule
         self.key_of = _picker([position[n] for n in rule.key])
         self.agree_of = _picker([position[n] for n in rule.agree])
-        # key -> (row, agree values, values) of its first row (the values, not the cells:
-        # they are shared with the accepted row, so remembering them costs little)
+        self.hashes = array.array("q")  # hash of each valid row's key, file order
+        self.rows = array.array("q")  # and its row number
+        # Of the rows resolved: key -> (row, agree values, values) of its first row ...
         self.first: dict[tuple, tuple[int, tuple, tuple]] = {}
-        # key -> later rows (row, agree values, values)
+        # ... and key -> its later rows (row, agree values, values)
         self.more: dict[tuple, list[tuple[int, tuple, tuple]]] = {}
         self.conflicting: set[tuple] = set()
 
     def add(self, row: int, values: tuple) -> None:
-        key = self.key_of(values)
-        agree = self.agree_of(values)
-        first = self.first.get(key)
-        if first is None:
-            self.first[key] = (row, agree, values)
-            return
-        self.more.setdefault(key, []).append((row, agree, values))
-        if agree != first[1]:
-            self.conflicting.add(key)
+        self.hashes.append(hash(self.key_of(values)))
+        self.rows.append(row)
+
+    def repeated_rows(self) -> set[int]:
+        """The rows whose key hash is shared with another row."""
+        if len(self.hashes) < 2:
+            return set()
+        import numpy as np
+
+        hashes = np.frombuffer(self.hashes, dtype=np.int64)
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        same = ordered[1:] == ordered[:-1]
+        repeated = np.zeros(len(ordered), dtype=bool)
+        repeated[1:] |= same
+        repeated[:-1] |= same
+        rows = np.frombuffer(self.rows, dtype=np.int64)[order[repeated]]
+        return set(rows.tolist())
+
+    def resolve(self, entries: Iterable[tuple[int, tuple]]) -> None:
+        """The exact check of the repeated rows, (row, values) in file order."""
+        for row, values in entries:
+            key = self.key_of(values)
+            agree = self.agree_of(values)
+            first = self.first.get(key)
+            if first is None:
+                self.first[key] = (row, agree, values)
+                continue
+            self.more.setdefault(key, []).append((row, agree, values))
+            if agree != first[1]:
+                self.conflicting.add(key)
 
     def conflicts(self, columns: dict[str, str]):
         for key in self.first:  # file order of the keys' first rows

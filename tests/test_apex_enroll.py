@@ -217,8 +217,8 @@ def test_token_expiry_mid_run_renews_and_finishes(apex, tmp_path, monkeypatch, s
     real = enroll._record_batch
     recorded = []
 
-    def expire_after_two(tracker, batch):
-        real(tracker, batch)
+    def expire_after_two(tracker, batch, counts):
+        real(tracker, batch, counts)
         recorded.append(batch)
         if len(recorded) == 2:
             sim.expire_tokens()
@@ -309,11 +309,13 @@ def test_crash_after_some_batches_then_resume_finishes_without_duplicates(
     real = enroll._record_batch
     calls = {"n": 0}
 
-    def crash_after_five(tracker, batch):
+    def crash_after_five(tracker, batch, counts):
         calls["n"] += 1
         if calls["n"] > 5:
             raise RuntimeError("worker killed")
-        real(tracker, batch)
+        real(tracker, batch, counts)
+
+    monkeypatch.setattr(enroll, "RECORD_AT_ONCE", 1)  # each batch its own transaction
 
     monkeypatch.setattr(enroll, "_record_batch", crash_after_five)
     run = run_file(write(tmp_path, rows))
@@ -362,11 +364,13 @@ def test_the_run_reaper_requeue_resumes_without_duplicates(apex, tmp_path, monke
     real = enroll._record_batch
     calls = {"n": 0}
 
-    def die_after_two(tracker, batch):
+    def die_after_two(tracker, batch, counts):
         calls["n"] += 1
         if calls["n"] > 2:
             raise SystemExit("worker killed")  # not caught by the job runner, like a kill
-        real(tracker, batch)
+        real(tracker, batch, counts)
+
+    monkeypatch.setattr(enroll, "RECORD_AT_ONCE", 1)  # each batch its own transaction
 
     monkeypatch.setattr(enroll, "_record_batch", die_after_two)
     run = apex_run_from_path(write(tmp_path, grid(2, 4)), dry_run=False, triggered_by="test")
@@ -587,23 +591,25 @@ def test_a_batch_whose_recording_fails_is_not_half_recorded(apex, tmp_path, monk
     # flush must not write the part still buffered: the batch is recorded whole or not.
     from django.db import OperationalError
 
+    from reports import services
+
     settings.APEX_BATCH_SIZE = 600
     sim = apex()
-    real = RunItem.objects.bulk_create
+    real = services._items_insert
     calls = {"n": 0}
 
-    def locked_on_second_write(objs, *args, **kwargs):
+    def locked_on_second_write(run_id, items):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OperationalError("database is locked")
-        return real(objs, *args, **kwargs)
+        return real(run_id, items)
 
-    monkeypatch.setattr(RunItem.objects, "bulk_create", locked_on_second_write)
+    monkeypatch.setattr(services, "_items_insert", locked_on_second_write)
     run = run_file(write(tmp_path, grid(1, 600)))
     assert run.status == RunStatus.FAILED
     assert run.items.count() == 0 and run.counts["enrolled"] == 0
 
-    monkeypatch.setattr(RunItem.objects, "bulk_create", real)
+    monkeypatch.setattr(services, "_items_insert", real)
     apex_run_resume(run_id=run.pk, triggered_by="test")
     run = job_execute(run.pk, send_report=False)
     assert run.status == RunStatus.SUCCEEDED, run.message
@@ -627,11 +633,13 @@ def test_resume_never_gives_a_row_already_done_a_second_outcome(
     real = enroll._record_batch
     calls = {"n": 0}
 
-    def die_after_one(tracker, batch):
+    def die_after_one(tracker, batch, counts):
         calls["n"] += 1
         if calls["n"] > 1:
             raise RuntimeError("worker killed")
-        real(tracker, batch)
+        real(tracker, batch, counts)
+
+    monkeypatch.setattr(enroll, "RECORD_AT_ONCE", 1)  # each batch its own transaction
 
     monkeypatch.setattr(enroll, "_record_batch", die_after_one)
     run = run_file(path)

@@ -194,7 +194,7 @@ def test_resume_from_the_upload_page(staff, sim, monkeypatch, django_capture_on_
     upload(staff, "ClassroomName,StudentId\nALG-101,S100001\nALG-101,S100002\n")
     stored = RosterUpload.objects.get()
 
-    def crash(tracker, batch):
+    def crash(tracker, batch, counts):
         raise RuntimeError("worker killed")
 
     real = enroll._record_batch

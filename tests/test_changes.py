@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from cohorts import analytics
 from cohorts.changes import LABELS, changes_between, snapshot_from_frames
+from cohorts.models import Cohort
 from integrations.jobs import job_execute
 from integrations.openclass.pull import openclass_run_create
 from integrations.openclass.simulator import WEB
@@ -218,10 +219,13 @@ def test_a_broken_snapshot_never_fails_the_pull(openclass, monkeypatch):
         raise RuntimeError("no health today")
 
     openclass()
-    monkeypatch.setattr(changes, "snapshot_take", broken)
+    monkeypatch.setattr(changes, "snapshot_before", broken)
+    monkeypatch.setattr(changes, "snapshot_after", broken)
     run = job_execute(openclass_run_create(class_id=WEB, triggered_by="test").pk)
     assert run.status == RunStatus.SUCCEEDED, run.message
     assert not run.items.filter(outcome="change").exists()
+    # The pull's end still marked the cohort's data changed: no stored health survives it.
+    assert Cohort.objects.get(pk=run.params["cohort_id"]).data_version > 0
 
 
 @pytest.mark.django_db

@@ -144,3 +144,9 @@ def test_env_example_has_no_inline_comments_on_values():
         setting = line.lstrip("# ").strip()
         if re.match(r"^[A-Z_][A-Z0-9_]*=", setting):
             assert " #" not in setting, f".env.example line {number}: {line!r}"
+
+
+@pytest.mark.parametrize("value", ["-1", "86401"])
+def test_health_max_age_out_of_range_names_the_variable(tmp_path, value):
+    with pytest.raises(AssertionError, match="HEALTH_MAX_AGE_SECONDS must be 0"):
+        load(tmp_path, HEALTH_MAX_AGE_SECONDS=value)

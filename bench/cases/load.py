@@ -3,15 +3,16 @@
 gunicorn serves `config.wsgi` (whitenoise serves the static files from the same
 processes), DEBUG=false, on loopback, with the command docs/operations.md gives, against
 the bench cohort (`manage.py generate_bench_cohort`: 200,000 progressions in the cohort,
-the database padded to 1,000,000). locust (bench/locustfile.py) then runs 10 and then 50
+the database padded to 1,000,000; the health-page case's data directory, shared). locust
+(bench/locustfile.py) then runs 10 and then 50
 concurrent mentors for BENCH_LOAD_SECONDS (30) each, headless, without think time, mixing
 the health page, the student page, two CSVs and three API answers (with an API key made by
 `manage.py create_api_token`). Reported per level: requests/s, p50/p95/p99, errors. Any
 error fails the case.
 
 Sizes: `sqlite` (the default deployment) and `postgresql` (DATABASE_URL; the same cohort
-generated into it once and kept). The mentor `bench-mentor` (password below, bench data
-only) is added to the cohort here when the generator did not make one.
+copied into it once and kept). The mentor is the generator's `bench-mentor` (made here
+too for a database generated before it did).
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ from pathlib import Path
 from bench.harness import BASE_DIR, BenchCase, Result
 
 COHORT = "bench-500x400"
-MENTOR = "bench-mentor"
-MENTOR_PASSWORD = "bench-mentor-password-not-secret"  # the bench database only
 LEVELS = (10, 50)
 WEIGHTS = {
     "page: health": 4,
@@ -50,7 +49,7 @@ CASES = (
         func="bench.cases.load.run",
         sizes=("sqlite", "postgresql"),
         size_needs={"postgresql": ("postgres",)},
-        shared_data="bench-cohort-1m",
+        shared_data="cohort-1m",  # the health-page case's: the cohort is generated once
         timeout=900,
     ),
 )
@@ -93,6 +92,12 @@ def _prepare(total: int) -> dict:
     from django.test import Client
     from django.urls import reverse
 
+    from cohorts.management.commands.generate_bench_cohort import (
+        BENCH_MENTOR as MENTOR,
+    )
+    from cohorts.management.commands.generate_bench_cohort import (
+        BENCH_MENTOR_PASSWORD as MENTOR_PASSWORD,
+    )
     from cohorts.models import ApiToken, Cohort, Progression
 
     call_command("migrate", verbosity=0)
@@ -122,15 +127,13 @@ def _prepare(total: int) -> dict:
             call_command("generate_bench_cohort", "--total-progressions", str(total))
             generated = f"generated in {time.monotonic() - began:.0f} s this run"
     cohort = Cohort.objects.get(external_id=COHORT)
-    User = get_user_model()
-    mentor = cohort.mentors.order_by("pk").first()
-    if mentor is None or mentor.username != MENTOR:
-        # Minimal stand-in until generate_bench_cohort makes the mentor itself.
-        mentor, _ = User.objects.get_or_create(username=MENTOR)
+    mentor = cohort.mentors.filter(username=MENTOR).first()
+    if mentor is None:  # a database generated before the generator made the mentor
+        mentor, _ = get_user_model().objects.get_or_create(username=MENTOR)
         mentor.set_password(MENTOR_PASSWORD)
         mentor.save()
-        Group.objects.get_or_create(name=settings.MENTOR_GROUP)[0].user_set.add(mentor)
         cohort.mentors.add(mentor)
+    Group.objects.get_or_create(name=settings.MENTOR_GROUP)[0].user_set.add(mentor)
     sessions = []
     for _ in range(max(LEVELS)):
         client = Client()

@@ -69,6 +69,8 @@ COUNT_KEYS = ("rows", "classrooms", ENROLLED, ALREADY_ENROLLED, FAILED, SKIPPED,
 BATCH_ATTEMPTS = 2
 # The main thread wakes this often while workers wait, to keep the run's heartbeat fresh.
 HEARTBEAT_SECONDS = 5.0
+# At most this many answered batches are recorded in one transaction.
+RECORD_AT_ONCE = 20
 ERROR_LOG_HEADER = ("ClassroomName", "StudentId", "Code", "Message", "Row")
 
 
@@ -411,18 +413,29 @@ def _send_all(
             fatal: BaseException | None = None
             while remaining:
                 try:
-                    message = out.get(timeout=HEARTBEAT_SECONDS)
+                    messages = [out.get(timeout=HEARTBEAT_SECONDS)]
                 except queue.Empty:
                     tracker.advance(0)
                     continue
-                if message is _DONE:
-                    remaining -= 1
-                elif isinstance(message, _Fatal):
-                    if fatal is None:
-                        fatal = message.error
-                        stop.set()
-                else:
-                    _record_batch(tracker, message)
+                # The batches answered meanwhile are recorded together (one transaction):
+                # a thread busy writing would otherwise hold back the threads sending.
+                while len(messages) < RECORD_AT_ONCE:
+                    try:
+                        messages.append(out.get_nowait())
+                    except queue.Empty:
+                        break
+                answered = []
+                for message in messages:
+                    if message is _DONE:
+                        remaining -= 1
+                    elif isinstance(message, _Fatal):
+                        if fatal is None:
+                            fatal = message.error
+                            stop.set()
+                    else:
+                        answered.append(message)
+                if answered:
+                    _record_batches(tracker, answered)
             if fatal is not None:
                 raise fatal
         finally:
@@ -480,55 +493,56 @@ def _send_batch(client: ApexClient, classroom: str, rows: list[RosterRow]) -> Ba
     return client.enroll(classroom, students)  # the last attempt: its error stops the batch
 
 
-def _record_batch(tracker: RunTracker, batch: _Batch) -> None:
-    """Record one batch's rows, all in one transaction (never half of a batch)."""
+def _record_batches(tracker: RunTracker, batches: list[_Batch]) -> None:
+    """Record these batches' rows, all in one transaction: never half of a batch."""
     counts: Counter[str] = Counter()
     try:
-        _record_batch_items(tracker, batch, counts)
+        with transaction.atomic():
+            for batch in batches:
+                _record_batch(tracker, batch, counts)
+            tracker.flush_items()
     except BaseException:
-        # Rolled back. The tracker may still buffer part of the batch (it writes every
+        # Rolled back. The tracker may still buffer part of the batches (it writes every
         # 500 items); the run's final flush would record that part after all.
         tracker.discard_items()
         raise
-    if batch.sent:
-        counts["requests"] += 1
+    counts["requests"] += sum(1 for batch in batches if batch.sent)
     for key, n in counts.items():
         tracker.count(key, n)
-    tracker.advance(len(batch.rows))
+    tracker.advance(sum(len(batch.rows) for batch in batches))
 
 
-def _record_batch_items(tracker: RunTracker, batch: _Batch, counts: Counter[str]) -> None:
-    with transaction.atomic():
-        if batch.error is not None:
-            error = batch.error
-            note = "" if batch.sent else " (not sent: an earlier request showed it is unknown)"
-            for row in batch.rows:
-                counts[FAILED] += 1
-                tracker.item(
-                    outcome=FAILED,
-                    key=row.student,
-                    label=f"Row {row.row}",
-                    group=batch.classroom,
-                    seq=row.row,
-                    error_class=error.error_class,
-                    message=redact(error.message) + note,
-                    data={"row": row.row, "org": row.org, "code": error.status},
-                )
-        else:
-            assert batch.result is not None
-            for row, result in zip(batch.rows, batch.result.results, strict=True):
-                counts[result.outcome.value] += 1
-                tracker.item(
-                    outcome=result.outcome.value,
-                    key=row.student,
-                    label=f"Row {row.row}",
-                    group=batch.classroom,
-                    seq=row.row,
-                    error_class=result.error_class,
-                    message=redact(result.message),
-                    data={"row": row.row, "org": row.org, "code": result.code},
-                )
-        tracker.flush_items()
+def _record_batch(tracker: RunTracker, batch: _Batch, counts: Counter[str]) -> None:
+    if batch.error is not None:
+        error = batch.error
+        note = "" if batch.sent else " (not sent: an earlier request showed it is unknown)"
+        message = redact(error.message) + note
+        for row in batch.rows:
+            counts[FAILED] += 1
+            tracker.item(
+                outcome=FAILED,
+                key=row.student,
+                label=f"Row {row.row}",
+                group=batch.classroom,
+                seq=row.row,
+                error_class=error.error_class,
+                message=message,
+                data={"row": row.row, "org": row.org, "code": error.status},
+            )
+        return
+    assert batch.result is not None
+    for row, result in zip(batch.rows, batch.result.results, strict=True):
+        counts[result.outcome.value] += 1
+        tracker.item(
+            outcome=result.outcome.value,
+            key=row.student,
+            label=f"Row {row.row}",
+            group=batch.classroom,
+            seq=row.row,
+            error_class=result.error_class,
+            message=redact(result.message),
+            data={"row": row.row, "org": row.org, "code": result.code},
+        )
 
 
 def _summary(

@@ -9,6 +9,9 @@
 - `GET /classrooms/{id}`, `GET /classrooms/{id}/students` (header `page`, answer header
   `total-pages`), `DELETE /classrooms/{id}/students/{user}`.
 - Throttling: more than `rate_limit` requests in a second answer 429 with Retry-After.
+- `GET /_simulator/arrivals` (not APEX's: the bench reads it from another process) lists
+  every request as `[seconds since the simulator started, method, path]`, taken when the
+  request arrived, before any latency or throttling: what a rate limit judges.
 
 Data is lazy so 500 classrooms x 50,000 students stay small: a classroom exists when it
 is in the demo catalogue or looks like `CLS-<digits>`; a user exists when it looks like
@@ -37,6 +40,7 @@ OTHER_ORG = "ORG-NORTH"
 GENERATED_CLASSROOM = re.compile(r"^CLS-\d{1,6}$")
 EXISTING_USER = re.compile(r"^S\d{4,9}$")
 PAGE_SIZE = 100
+ARRIVALS_PATH = "/_simulator/arrivals"
 
 
 @dataclass
@@ -103,6 +107,9 @@ class APEXSimulator(Simulator):
         self.tokens_issued = 0
         self.already_exists_answers = 0
         self._recent: collections.deque[float] = collections.deque()
+        self._started = time.monotonic()
+        # (arrival, method, path) of every request, in arrival order (GET /_simulator/arrivals)
+        self.arrivals: list[tuple[float, str, str]] = []
         self._lose_responses: dict[str | None, int] = {}
 
     @property
@@ -134,7 +141,20 @@ class APEXSimulator(Simulator):
             return sum(len(users) for users in self.enrollments.values())
 
     # -- plumbing ------------------------------------------------------------------
+    def max_per_window(self, seconds: float = 1.0) -> int:
+        """The most requests that arrived within any `seconds` (a half-open window)."""
+        with self.lock:
+            times = [t for t, _method, _path in self.arrivals]
+        return max_in_window(times, seconds)
+
     def dispatch(self, request: Request) -> Response:
+        if request.path == ARRIVALS_PATH and request.method == "GET":
+            with self.lock:
+                return Response.json({"arrivals": self.arrivals})
+        with self.lock:
+            self.arrivals.append(
+                (round(time.monotonic() - self._started, 6), request.method, request.path)
+            )
         if self.rate_limit and self._over_rate():
             return self.throttled_response()
         return super().dispatch(request)
@@ -323,6 +343,17 @@ class APEXSimulator(Simulator):
         if classroom is not None and classroom.orders is not None:
             classroom.orders += 1
         return Response(status=204)
+
+
+def max_in_window(times: list[float], seconds: float = 1.0) -> int:
+    """The most of `times` (any order) that fall within one window [t, t + seconds)."""
+    ordered = sorted(times)
+    most = start = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 def _path_text(segment: str) -> str:

@@ -26,6 +26,31 @@ def bench_state(memberships: int, *, sites: int = 50) -> TitanState:
     return TitanState(sites=site_list, roles=ROLES, users=users, members=members)
 
 
+def bench_simulator_state(memberships: int, *, sites: int = 50) -> dict[str, Any]:
+    """`bench_state` in the form `TitanSimulator.load_state` takes (the simulator assigns
+    its own user ids; external ids, names, sites and roles are the same)."""
+    state = bench_state(memberships, sites=sites)
+    by_id = {user.id: user for user in state.users}
+    site_names = {site.id: site.name for site in state.sites}
+    return {
+        "sites": [site.name for site in state.sites],
+        "roles": list(state.roles),
+        "users": [
+            {
+                "external_id": u.external_id,
+                "first_name": u.first_name,
+                "last_name": u.last_name,
+                "email": u.email,
+            }
+            for u in state.users
+        ],
+        "members": {
+            site_names[sid]: {by_id[uid].external_id: roles for uid, roles in members.items()}
+            for sid, members in state.members.items()
+        },
+    }
+
+
 def bench_csv(path: Path, state: TitanState, *, change_every: int = 100) -> int:
     """The state as a roster, with every `change_every`-th row changed (role, email, or the
     row dropped, i.e. a removal); returns the number of rows written."""

@@ -14,8 +14,10 @@ bad data (an unknown role, an empty role list, an invalid field), 401 a refused 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -24,6 +26,7 @@ from django.conf import settings
 from integrations.config import require
 from integrations.http import (
     AuthError,
+    ConfigError,
     HttpClient,
     MalformedResponse,
     NotFoundError,
@@ -41,6 +44,8 @@ logger = logging.getLogger(__name__)
 VENDOR = "Titan HST"
 # A guard against a server that never stops paging (total_pages keeps growing).
 MAX_PAGES = 100_000
+# Pages asked for ahead of the one being read, per reading thread (TITAN_READ_CONCURRENCY).
+PAGES_AHEAD = 4
 
 
 class DuplicateExternalId(VendorError):
@@ -142,9 +147,11 @@ def _user(raw: Any) -> TitanUser:
 
 
 class TitanClient:
-    def __init__(self, http: HttpClient, *, per_page: int = 100) -> None:
+    def __init__(self, http: HttpClient, *, per_page: int = 100, read_concurrency: int = 1) -> None:
         self.http = http
         self.per_page = per_page
+        self.read_concurrency = max(1, read_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
         self.users_path = settings.TITAN_USERS_PATH.rstrip("/")
         self.sites_path = settings.TITAN_SITES_PATH.rstrip("/")
         self.roles_path = settings.TITAN_ROLES_PATH.rstrip("/")
@@ -164,28 +171,60 @@ class TitanClient:
             },
             classify=titan_classify,
         )
-        return cls(http, per_page=settings.TITAN_PER_PAGE)
+        concurrency = settings.TITAN_READ_CONCURRENCY
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError(
+                f"TITAN_READ_CONCURRENCY must be a whole number of 1 or more, got {concurrency}"
+            )
+        return cls(http, per_page=settings.TITAN_PER_PAGE, read_concurrency=concurrency)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self.http.session.close()
 
     # -- reads -----------------------------------------------------------------------
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return decode_json(self.http.request(method, path, **kwargs), VENDOR)
 
+    def _page(self, path: str, what: str, page: int) -> tuple[list[Any], int]:
+        data = self._json("GET", path, params={"page": page, "per_page": self.per_page})
+        return _page_meta(data, what)
+
+    def _fetch(self, path: str, what: str, pages: range) -> Iterator[tuple[list[Any], int]]:
+        """These pages in order: one after the other, or `read_concurrency` at a time."""
+        if self.read_concurrency < 2 or len(pages) < 2:
+            return (self._page(path, what, page) for page in pages)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.read_concurrency, thread_name_prefix="titan-read"
+            )
+        # copy_context: the reading threads' log lines carry the run (integrations.logs).
+        futures = [
+            self._pool.submit(contextvars.copy_context().run, self._page, path, what, page)
+            for page in pages
+        ]
+        return (future.result() for future in futures)
+
     def _pages(self, path: str, what: str, on_page: Callable[[], None] | None) -> Iterator[Any]:
         """Every item of a paged list. The server caps per_page without saying so, so the
-        loop follows meta.total_pages, never the size it asked for."""
-        page = 1
+        loop follows meta.total_pages, never the size it asked for. Once the first page
+        says how many there are, the next ones are fetched `read_concurrency` at a time
+        (the rate limit still holds) and taken in order, each page's total_pages and an
+        empty page ending the list as when they are read one by one."""
+        page, total = 1, 1
         while page <= MAX_PAGES:
-            data = self._json("GET", path, params={"page": page, "per_page": self.per_page})
-            items, total = _page_meta(data, what)
-            if on_page:
-                on_page()
-            yield from items
-            if page >= total or not items:
-                return
-            page += 1
+            last = min(total, MAX_PAGES, page + self.read_concurrency * PAGES_AHEAD - 1)
+            for number, (items, total) in zip(
+                range(page, last + 1), self._fetch(path, what, range(page, last + 1)), strict=True
+            ):
+                if on_page:
+                    on_page()
+                yield from items
+                if number >= total or not items:
+                    return
+            page = last + 1
         raise MalformedResponse(f"{VENDOR}: {what} did not end after {MAX_PAGES} pages")
 
     def users(self, on_page: Callable[[], None] | None = None) -> list[TitanUser]:
@@ -222,9 +261,17 @@ class TitanClient:
             members[raw["user_id"]] = [str(r) for r in raw["roles"]]
         return members
 
-    def read_state(self, on_page: Callable[[], None] | None = None) -> TitanState:
-        sites = self.sites()
-        roles = self.roles()
+    def read_state(
+        self,
+        on_page: Callable[[], None] | None = None,
+        *,
+        sites: list[TitanSite] | None = None,
+        roles: list[str] | None = None,
+    ) -> TitanState:
+        """Every site, role, user and membership. `sites` and `roles` already read (the
+        sync validates its roster with them while the rest is read) are not read again."""
+        sites = self.sites() if sites is None else sites
+        roles = self.roles() if roles is None else roles
         users = self.users(on_page)
         members = {site.id: self.members(site.id, on_page) for site in sites}
         self._users_by_ext = {u.external_id: u for u in users if u.external_id}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +121,7 @@ class TitanSimulator(Simulator):
         self.next_user_id = 1001
         self._lose: list[tuple[str, re.Pattern[str]]] = []
         self.mutation_log: list[tuple[str, str, int]] = []
+        self._sorted_user_ids: list[int] = []
         if demo_data:
             self.load_state(demo_state(seed=seed, users=users))
 
@@ -135,6 +137,7 @@ class TitanSimulator(Simulator):
             self.sites = {n: name for n, name in enumerate(state["sites"], start=1)}
             self.roles = {n: name for n, name in enumerate(state["roles"], start=1)}
             self.users, self.by_external = {}, {}
+            self._sorted_user_ids = []
             self.next_user_id = 1001
             for fields in state["users"]:
                 self._add_user({k: fields[k] for k in USER_FIELDS}, fields.get("active", True))
@@ -200,16 +203,26 @@ class TitanSimulator(Simulator):
     def not_found(self, request: Request) -> Response:
         return _error(404, "not_found", f"No route {request.method} {request.path}.")
 
-    def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:
+    def _page(
+        self, request: Request, keys: list[Any], render: Callable[[Any], dict[str, Any]]
+    ) -> Response:
+        """One page of `keys` (in order), each rendered by `render`: only that page's items
+        are built, so a listing of 100,000 users costs a page, not the whole list."""
         try:
             page = max(1, int(request.arg("page", "1") or 1))
             per_page = max(1, int(request.arg("per_page", str(DEFAULT_PER_PAGE)) or 1))
         except ValueError:
             return _error(422, "validation_error", "page and per_page must be whole numbers.")
         per_page = min(per_page, self.max_per_page)  # capped without saying so (contract)
-        total_pages = max(1, math.ceil(len(items) / per_page))
-        chunk = items[(page - 1) * per_page : page * per_page]
+        total_pages = max(1, math.ceil(len(keys) / per_page))
+        chunk = [render(key) for key in keys[(page - 1) * per_page : page * per_page]]
         return Response.json({"data": chunk, "meta": {"page": page, "total_pages": total_pages}})
+
+    def _user_ids(self) -> list[int]:
+        """Every user id in order, kept between pages (users are added, never deleted)."""
+        if len(self._sorted_user_ids) != len(self.users):
+            self._sorted_user_ids = sorted(self.users)
+        return self._sorted_user_ids
 
     def _body(self, request: Request) -> dict[str, Any] | None:
         try:
@@ -239,8 +252,7 @@ class TitanSimulator(Simulator):
     # -- routes ----------------------------------------------------------------------
     @route("GET", "/api/v1/users")
     def list_users(self, request: Request) -> Response:
-        users = [self.users[uid].as_json() for uid in sorted(self.users)]
-        return self._page(request, users)
+        return self._page(request, self._user_ids(), lambda uid: self.users[uid].as_json())
 
     @route("POST", "/api/v1/users")
     def create_user(self, request: Request) -> Response:
@@ -291,8 +303,9 @@ class TitanSimulator(Simulator):
         if sid is None:
             return _error(404, "not_found", f"No site {site_id}.")
         members = self.members[sid]
-        data = [{"user_id": uid, "roles": list(members[uid])} for uid in sorted(members)]
-        return self._page(request, data)
+        return self._page(
+            request, sorted(members), lambda uid: {"user_id": uid, "roles": list(members[uid])}
+        )
 
     @route("PUT", "/api/v1/sites/{site_id}/members/{user_id}")
     def set_member(self, request: Request, site_id: str, user_id: str) -> Response:
@@ -364,8 +377,19 @@ def build(
     latency_ms: int = 0,
     fail_rate: float = 0.0,
     token_lifetime: int | None = None,
+    bench_memberships: int = 0,
     **kw: Any,
 ) -> TitanSimulator:
     """The sandbox's Titan HST (demo data, key `DEMO_API_KEY`). Titan authenticates by
-    API key, so `token_lifetime` (given to every simulator by the sandbox) is not used."""
-    return TitanSimulator(seed=seed, latency_ms=latency_ms, fail_rate=fail_rate, **kw)
+    API key, so `token_lifetime` (given to every simulator by the sandbox) is not used.
+    `bench_memberships`: instead of the demo data, the planning benchmark's state of that
+    many users with one membership each (`integrations.titan.bench.bench_state`)."""
+    if not bench_memberships:
+        return TitanSimulator(seed=seed, latency_ms=latency_ms, fail_rate=fail_rate, **kw)
+    from integrations.titan.bench import bench_simulator_state
+
+    simulator = TitanSimulator(
+        seed=seed, latency_ms=latency_ms, fail_rate=fail_rate, demo_data=False, **kw
+    )
+    simulator.load_state(bench_simulator_state(bench_memberships))
+    return simulator

@@ -1,10 +1,11 @@
 """The Titan HST sync job: a roster CSV's users and site roles into Titan (docs/titan.md).
 
-Stages: read (Titan's sites, roles, users and memberships, every page) → validate (the
-roster against Titan's sites and roles) → plan (integrations/titan/plan.py; stored under
-DATA_DIR/titan/plans by its content hash) → guardrail → apply (creates and updates, then
-adds and role changes, then removals; each outcome a run item holding the state it
-replaced) → report.
+Stages: read (Titan's sites, roles, users and memberships, every page; the roster is read
+and validated against Titan's sites and roles meanwhile, while the pages come in on a
+second thread) → validate (the roster's problems recorded) → plan
+(integrations/titan/plan.py; stored under DATA_DIR/titan/plans by its content hash) →
+guardrail → apply (creates and updates, then adds and role changes, then removals; each
+outcome a run item holding the state it replaced) → report.
 
 Nothing is sent before the plan exists and passes: a dry run stops after planning, a run
 whose plan trips the guardrail is held (status held, exit 3), and a run applying a plan
@@ -20,10 +21,15 @@ reconciled by external id, so no user is ever created twice.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import logging
 import os
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +97,8 @@ PHASES = (
     ("apply removals", (REMOVE,)),
 )
 FINISHED_APPLIED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+# While Titan's pages come in, the run's progress and heartbeat are written this often.
+READ_HEARTBEAT_SECONDS = 2.0
 
 
 # --- creating runs ---------------------------------------------------------------------
@@ -269,16 +277,15 @@ def _plan(
     run.counts = {}
     limits = titan_limits()
     with tracker.stage("read", unit="pages"):
-        state = client.read_state(on_page=tracker.advance)
+        state, roster = _read_state_and_roster(tracker, client, upload)
     header: dict[str, Any] | None = None
     rows_read, last_row = 0, 1
-    if original is not None:
+    if roster is None:
+        assert original is not None
         with tracker.stage("plan"):
             plan = undo_plan(_applied_items(original), state)
     else:
-        assert upload is not None
         with tracker.stage("validate", unit="rows"):
-            roster = _read_roster(upload, state)
             header = roster.header.as_dict()
             protected = _record_problems(tracker, roster)
             rows_read = roster.counts["rows"]
@@ -332,13 +339,60 @@ def _plan(
     return plan
 
 
-def _read_roster(upload: RosterUpload, state: TitanState) -> TitanRoster:
-    return titan_roster_read(
-        upload.path,
-        sites=[site.name for site in state.sites],
-        roles=list(state.roles),
-        aliases=None,  # TITAN_HEADER_ALIASES
-    )
+class _ReadStopped(Exception):
+    """The roster was refused: the pages still to read are not needed."""
+
+
+def _read_state_and_roster(
+    tracker: RunTracker, client: TitanClient, upload: RosterUpload | None
+) -> tuple[TitanState, TitanRoster | None]:
+    """Titan's state, and the roster (if any) read and validated against it.
+
+    Validating needs only Titan's sites and roles (two calls), so the roster is read and
+    validated here while a second thread reads the users and every site's members (nearly
+    all the pages): the CPU work of validation fills the time spent waiting for Titan.
+    That thread only talks HTTP; progress (pages) and the database stay on this one.
+    """
+    sites, roles = client.sites(), client.roles()
+    pages = [0, 0]  # [read by the reading thread, reported by this one]
+    stop = threading.Event()
+
+    def on_page() -> None:  # the reading thread
+        if stop.is_set():
+            raise _ReadStopped
+        pages[0] += 1
+
+    def report(_rows: int = 0) -> None:  # this thread
+        done = pages[0]
+        tracker.advance(done - pages[1])
+        pages[1] = done
+
+    tracker.advance(2)
+    read = functools.partial(client.read_state, on_page=on_page, sites=sites, roles=roles)
+    roster = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="titan-read") as pool:
+        # copy_context: the reading thread's log lines carry the run (integrations.logs).
+        future = pool.submit(contextvars.copy_context().run, read)
+        try:
+            if upload is not None:
+                roster = titan_roster_read(
+                    upload.path,
+                    sites=[site.name for site in sites],
+                    roles=list(roles),
+                    aliases=None,  # TITAN_HEADER_ALIASES
+                    on_progress=report,
+                )
+            while True:
+                try:
+                    state = future.result(timeout=READ_HEARTBEAT_SECONDS)
+                    break
+                except FutureTimeout:
+                    report()
+        except BaseException:
+            stop.set()  # the pool's exit waits for the reading thread: end it soon
+            raise
+    report()
+    return state, roster
 
 
 def _record_problems(tracker: RunTracker, roster: TitanRoster) -> set[str]:
