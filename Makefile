@@ -16,7 +16,7 @@ test: ## lint, migrations, deploy check, the suite on SQLite, then on PostgreSQL
 test-fast: setup ## the suite on SQLite only
 	@CLASSBRIDGE_SKIP_SERVICES=1 scripts/test.sh
 
-bench: ## time the cohort pages on a 1,000,000-progression SQLite database
+bench: ## every case of bench/cases against its floor, one table (docs/benchmarks.md); BENCH_ONLY=a,b
 	@scripts/bench.sh
 
 lint: setup

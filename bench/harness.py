@@ -17,8 +17,10 @@ import importlib
 import json
 import os
 import pkgutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -39,6 +41,12 @@ class BenchCase:
     timeout: int = 600  # seconds for one size
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the child
     shared_data: str = ""  # name of a data directory under var/bench shared between runs
+    # Needs of one size only, on top of `needs` (e.g. {"postgresql": ("postgres",)}): the
+    # other sizes still run when that service is absent.
+    size_needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def needs_of(self, size: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.needs, *self.size_needs.get(size, ()))))
 
 
 @dataclass
@@ -56,7 +64,8 @@ class Result:
     peak_rss_mb: float | None = None
     ratio: float | None = None
     met: bool | None = None
-    skipped: str = ""
+    skipped: str = ""  # why it did not run (a service it needs is absent)
+    failed: str = ""  # why it failed: set by the harness (crash, timeout) or by the case
 
 
 def timed(func: Callable[[], object]) -> tuple[float, object]:
@@ -92,6 +101,7 @@ def data_dir(case: BenchCase, size: str) -> Path:
 
 
 def child_env(case: BenchCase, size: str) -> dict[str, str]:
+    needs = case.needs_of(size)
     env = dict(os.environ)
     env.update(
         {
@@ -105,19 +115,20 @@ def child_env(case: BenchCase, size: str) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
-    if "postgres" not in case.needs:
+    if "postgres" not in needs:
         env.pop("DATABASE_URL", None)
-    if "redis" not in case.needs:
+    if "redis" not in needs:
         env.pop("REDIS_URL", None)
     env.update(case.env)
     return env
 
 
-def missing_services(case: BenchCase) -> list[str]:
+def missing_services(case: BenchCase, size: str = "default") -> list[str]:
+    needs = case.needs_of(size)
     missing = []
-    if "postgres" in case.needs and not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+    if "postgres" in needs and not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         missing.append("PostgreSQL (DATABASE_URL)")
-    if "redis" in case.needs and not os.environ.get("REDIS_URL"):
+    if "redis" in needs and not os.environ.get("REDIS_URL"):
         missing.append("Redis (REDIS_URL)")
     return missing
 
@@ -126,9 +137,10 @@ def run_in_child(case: BenchCase, size: str) -> list[Result]:
     """Run one size of a case in a fresh process; its peak RSS comes from wait4.
 
     A case may return several results (a pull and its unchanged re-run): they share the
-    process, so they share its peak memory.
+    process, so they share its peak memory. A child that outlives `case.timeout` is
+    killed (its process group: the servers it started go with it) and reported failed.
     """
-    missing = missing_services(case)
+    missing = missing_services(case, size)
     if missing:
         skipped = f"needs {', '.join(missing)}"
         return [Result(case=case.name, size=size, seconds=0.0, skipped=skipped)]
@@ -139,31 +151,40 @@ def run_in_child(case: BenchCase, size: str) -> list[Result]:
         env=child_env(case, size),
         stdout=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, so a timeout can end all of it
     )
-    began = time.monotonic()
-    lines: list[str] = []
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the case's own progress goes to stderr, straight through
-        lines.append(line)
-        if time.monotonic() - began > case.timeout:
-            proc.kill()
-            break
-    _pid, status, usage = os.wait4(proc.pid, 0)
+    timed_out = threading.Event()
+
+    def _kill() -> None:
+        timed_out.set()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    timer = threading.Timer(case.timeout, _kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        # The case's progress goes to stderr, straight through; stdout carries the result.
+        lines = list(proc.stdout)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+    except BaseException:  # Ctrl-C: the child's own session does not get it
+        _kill()
+        raise
+    finally:
+        timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
+    rss = round(usage.ru_maxrss / 1024, 1)  # Linux: kilobytes
     found = [ln for ln in lines if ln.startswith(RESULT_MARK)]
-    if proc.returncode != 0 or not found:
-        tail = "".join(lines[-5:]).strip()
-        failed = Result(
-            case=case.name,
-            size=size,
-            seconds=0.0,
-            skipped=f"failed (exit {proc.returncode}) {tail}"[:300],
-            peak_rss_mb=usage.ru_maxrss / 1024,
-        )
-        return [failed]
+    if timed_out.is_set() or proc.returncode != 0 or not found:
+        if timed_out.is_set():
+            why = f"timed out after {case.timeout} s"
+        else:
+            tail = " ".join(ln.strip() for ln in lines[-3:] if not ln.startswith(RESULT_MARK))
+            why = f"exit {proc.returncode}" + (f": {tail}" if tail else " (see its stderr above)")
+        return [Result(case=case.name, size=size, seconds=0.0, failed=why[:300], peak_rss_mb=rss)]
     results = [Result(**item) for item in json.loads(found[-1][len(RESULT_MARK) :])]
     for result in results:
-        result.peak_rss_mb = round(usage.ru_maxrss / 1024, 1)  # Linux: kilobytes
+        result.peak_rss_mb = rss
         judged(result)
     return results
 
@@ -171,6 +192,9 @@ def run_in_child(case: BenchCase, size: str) -> list[Result]:
 def judged(result: Result) -> Result:
     if result.floor_seconds:
         result.ratio = round(result.seconds / result.floor_seconds, 2)
+    if result.failed or result.skipped:
+        result.met = None
+        return result
     checks = []
     if result.target_ratio is not None and result.ratio is not None:
         checks.append(result.ratio <= result.target_ratio)
@@ -242,10 +266,13 @@ def table(results: list[Result]) -> str:
         if r.skipped:
             rows.append(f"| {r.case} | {r.size} | skipped: {r.skipped} | | | | | |")
             continue
+        if r.failed and not r.seconds:
+            rows.append(f"| {r.case} | {r.size} | **FAILED**: {r.failed} | | | | | |")
+            continue
         floor = f"{_fmt_s(r.floor_seconds)} ({r.floor})" if r.floor_seconds else r.floor or "-"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
         rss = f"{r.peak_rss_mb:.0f} MB" if r.peak_rss_mb is not None else "-"
-        met = {True: "yes", False: "**no**", None: "-"}[r.met]
+        met = "**FAILED**" if r.failed else {True: "yes", False: "**no**", None: "-"}[r.met]
         rows.append(
             f"| {r.case} | {r.size} | {_fmt_s(r.seconds)} | {floor} | {ratio} | {rss} "
             f"| {_target(r)} | {met} |"

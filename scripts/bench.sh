@@ -1,20 +1,41 @@
 #!/usr/bin/env bash
-# make bench: generate the benchmark cohort (500 students x 400 assignments, 200,000
-# progressions, the database padded to 1,000,000) in its own SQLite database, then time the
-# cohort pages. The data is kept in var/bench between runs; BENCH_FRESH=1 rebuilds it.
+# make bench: every case of bench/cases against its floor, one table (docs/benchmarks.md).
+#   BENCH_ONLY=queue,load make bench   some cases only (the docs are then left alone,
+#                                      unless BENCH_WRITE=1)
+#   BENCH_STRICT=1 make bench          a target not met fails too (default: reported only)
+#   BENCH_SERVICES=0 make bench        do not start PostgreSQL/Redis (their cases say skipped)
+# PostgreSQL and Redis are started with scripts/services.sh when their binaries are
+# installed (scripts/system-deps.sh installs them); only the cases that declare `needs`
+# see DATABASE_URL / REDIS_URL. Data is kept in var/bench between runs; BENCH_FRESH=1
+# rebuilds it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
-export CLASSBRIDGE_DATA_DIR="${CLASSBRIDGE_DATA_DIR:-$PWD/var/bench}"
-export DEBUG=false SECRET_KEY="bench-only-not-a-secret" SECURE_SSL_REDIRECT=false
-export ALLOWED_HOSTS=localhost
-PY=.venv/bin/python
-if [ "${BENCH_FRESH:-}" = "1" ]; then rm -rf "$CLASSBRIDGE_DATA_DIR"; fi
-$PY manage.py migrate --noinput -v 0
-$PY manage.py vendor_plotly >/dev/null
-$PY manage.py collectstatic --noinput -v 0
-if ! $PY manage.py shell -v 0 -c "from cohorts.models import Cohort; import sys; sys.exit(0 if Cohort.objects.filter(external_id='bench-500x400').exists() else 1)"; then
-  echo "bench: generating 1,000,000 progressions (about a minute)" >&2
-  time $PY manage.py generate_bench_cohort --total-progressions 1000000
+began=$(date +%s)
+CLASSBRIDGE_BENCH_EXTRA=1 scripts/setup.sh
+if [ "${BENCH_FRESH:-}" = "1" ]; then rm -rf var/bench; fi
+
+export CLASSBRIDGE_SERVICES_DIR="${CLASSBRIDGE_SERVICES_DIR:-/tmp/classbridge-bench-services}"
+export CLASSBRIDGE_PG_PORT="${CLASSBRIDGE_PG_PORT:-54339}"
+export CLASSBRIDGE_REDIS_PORT="${CLASSBRIDGE_REDIS_PORT:-63809}"
+started_services=""
+stop_services() { [ -n "$started_services" ] && scripts/services.sh stop || true; }
+trap stop_services EXIT
+unset DATABASE_URL REDIS_URL
+if [ "${BENCH_SERVICES:-1}" = "0" ]; then
+  echo "bench: BENCH_SERVICES=0: no PostgreSQL/Redis; their cases are skipped" >&2
+elif ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; then
+  if [ "${BENCH_FRESH:-}" = "1" ]; then scripts/services.sh stop; rm -rf "$CLASSBRIDGE_SERVICES_DIR"; fi
+  while IFS= read -r line; do export "${line?}"; done < <(scripts/services.sh start)
+  started_services=1
+  echo "bench: PostgreSQL and Redis started (port $CLASSBRIDGE_PG_PORT, $CLASSBRIDGE_REDIS_PORT)" >&2
+else
+  echo "bench: PostgreSQL/Redis not installed (scripts/system-deps.sh): their cases are skipped" >&2
 fi
-$PY manage.py bench_pages --repeat "${BENCH_REPEAT:-5}"
+
+args=()
+if [ -z "${BENCH_ONLY:-}" ] || [ "${BENCH_WRITE:-}" = "1" ]; then args+=(--write); fi
+if [ "${BENCH_STRICT:-}" = "1" ]; then args+=(--strict); fi
+status=0
+.venv/bin/python -m bench "${args[@]}" || status=$?
+echo "bench: make bench took $(( $(date +%s) - began )) s in all (setup and services included)"
+exit "$status"

@@ -28,14 +28,18 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 stamp=.venv/.classbridge-installed
-digest="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
+# CLASSBRIDGE_BENCH_EXTRA=1 (make bench) adds the `bench` extra: gunicorn and locust.
+extras="dev${CLASSBRIDGE_BENCH_EXTRA:+ bench}"
+digest="$( (cat pyproject.toml requirements.lock; echo "$extras") | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
   echo "setup: installing locked dependencies" >&2
   # The dependencies of pyproject.toml (runtime and dev), pinned by requirements.lock.
-  .venv/bin/python - > .venv/requirements.txt <<'PY'
+  EXTRAS="$extras" .venv/bin/python - > .venv/requirements.txt <<'PY'
+import os
 import tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["dev"]))
+extras = [project["optional-dependencies"][name] for name in os.environ["EXTRAS"].split()]
+print("\n".join(project["dependencies"] + [dep for extra in extras for dep in extra]))
 PY
   .venv/bin/python -m pip install --quiet --disable-pip-version-check \
     -r .venv/requirements.txt -c requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
