@@ -55,13 +55,38 @@ def _breakdown(run, wall: float) -> dict:
     return parts
 
 
-def _judged_counts(run, *, expect_created: int, expect_unchanged: int) -> dict:
+def _timed_pull(
+    run,
+    *,
+    case: str,
+    size: str,
+    floor: float,
+    floor_cpu: float,
+    pages: int,
+    target: float,
+    expected: dict[str, int],
+) -> Result:
+    """Run the queued pull through `job_execute`, check its counts, and describe it."""
+    from integrations.jobs import job_execute
+
+    began = _cpu()
+    seconds, run = timed(lambda: job_execute(run.pk))
+    cpu = _cpu() - began
     counts = dict(run.counts)
-    if run.status != "succeeded":
-        raise SystemExit(f"bench: run {run.pk} ended {run.status}: {run.message}")
-    if counts.get("created") != expect_created or counts.get("unchanged") != expect_unchanged:
-        raise SystemExit(f"bench: run {run.pk} counted {counts}")
-    return counts
+    if run.status != "succeeded" or any(counts.get(k) != n for k, n in expected.items()):
+        raise SystemExit(f"bench: run {run.pk} ended {run.status}: {run.message} {counts}")
+    parts = _breakdown(run, seconds)
+    parts["cpu"], parts["floor_cpu"] = round(cpu, 2), round(floor_cpu, 2)
+    _say(f"{case}: {seconds:.2f} s {parts}")
+    return Result(
+        case=case,
+        size=size,
+        seconds=seconds,
+        floor_seconds=floor,
+        floor=f"requests.Session fetching and decoding the same {pages} pages",
+        target_ratio=target,
+        extra={"counts": counts, "breakdown": parts},
+    )
 
 
 # --- OpenClass ---------------------------------------------------------------------------
@@ -109,7 +134,6 @@ def _cpu() -> float:
 def openclass_run(size: str) -> list[Result]:
     from django.test import override_settings
 
-    from integrations.jobs import job_execute
     from integrations.openclass.pull import openclass_run_create
     from integrations.openclass.simulator import BENCH, DEMO_APP_ID, DEMO_EMAIL, DEMO_PASSWORD
 
@@ -142,22 +166,16 @@ def openclass_run(size: str) -> list[Result]:
                 ("unchanged re-run", 0, rows, RERUN_RATIO),
             ):
                 run = openclass_run_create(class_id=BENCH, triggered_by="bench")
-                began = _cpu()
-                seconds, run = timed(lambda run=run: job_execute(run.pk))
-                cpu = _cpu() - began
-                counts = _judged_counts(run, expect_created=created, expect_unchanged=unchanged)
-                parts = _breakdown(run, seconds)
-                parts["cpu"], parts["floor_cpu"] = round(cpu, 2), round(floor_cpu, 2)
-                _say(f"{label}: {seconds:.2f} s {parts}")
                 results.append(
-                    Result(
+                    _timed_pull(
+                        run,
                         case=f"OpenClass pull, {rows:,} progressions: {label}",
                         size=size,
-                        seconds=seconds,
-                        floor_seconds=floor,
-                        floor=f"requests.Session fetching and decoding the same {pages} pages",
-                        target_ratio=target,
-                        extra={"counts": counts, "breakdown": parts},
+                        floor=floor,
+                        floor_cpu=floor_cpu,
+                        pages=pages,
+                        target=target,
+                        expected={"created": created, "unchanged": unchanged},
                     )
                 )
     return results
@@ -214,7 +232,6 @@ def canvas_run(size: str) -> list[Result]:
 
     from integrations.canvas.pull import canvas_run_create
     from integrations.canvas.simulator import ACCOUNT_ID, BENCH_COURSE, DEMO_TOKEN
-    from integrations.jobs import job_execute
 
     students, assignments = CANVAS_SIZES[size]
     rows = students * assignments
@@ -247,36 +264,22 @@ def canvas_run(size: str) -> list[Result]:
             ):
                 params = {"mode": "course", "course_id": BENCH_COURSE, **extra_params}
                 run = canvas_run_create(params=params, triggered_by="bench")
-                began = _cpu()
-                seconds, run = timed(lambda run=run: job_execute(run.pk))
-                cpu = _cpu() - began
-                counts = dict(run.counts)
                 # Counts include the students and assignments as well as the submissions.
                 expected = (
                     {"created": records, "unchanged": 0}
                     if first
-                    else {
-                        "created": 0,
-                        "updated": 0,
-                        "unchanged": records,
-                    }
+                    else {"created": 0, "updated": 0, "unchanged": records}
                 )
-                if run.status != "succeeded" or any(
-                    counts.get(k) != n for k, n in expected.items()
-                ):
-                    raise SystemExit(f"bench: run {run.pk} ended {run.status}: {counts}")
-                parts = _breakdown(run, seconds)
-                parts["cpu"], parts["floor_cpu"] = round(cpu, 2), round(floor_cpu, 2)
-                _say(f"{label}: {seconds:.2f} s {parts}")
                 results.append(
-                    Result(
+                    _timed_pull(
+                        run,
                         case=f"Canvas course pull, {rows:,} submissions: {label}",
                         size=size,
-                        seconds=seconds,
-                        floor_seconds=floor,
-                        floor=f"requests.Session fetching and decoding the same {pages} pages",
-                        target_ratio=target,
-                        extra={"counts": counts, "breakdown": parts},
+                        floor=floor,
+                        floor_cpu=floor_cpu,
+                        pages=pages,
+                        target=target,
+                        expected=expected,
                     )
                 )
     return results
