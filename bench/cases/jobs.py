@@ -125,6 +125,8 @@ def _apex_run(path: Path, rows: int, rate: int) -> dict:
         seconds, run = timed(lambda: job_execute(run.pk))
         cpu = time.process_time() - cpu
         arrivals = requests.get(url + ARRIVALS_PATH, timeout=30).json()["arrivals"]
+        # What a bare client gets from the same simulator: the transport's own floor.
+        bare = _bare_posts(url, len(arrivals)) if rate == APEX_RATE_FREE else None
     assert run is not None and run.status == "succeeded", (run and run.status, run.message)
     assert run.counts.get("enrolled") == rows, run.counts
     sent = [a for a in arrivals if a[2] != ARRIVALS_PATH]
@@ -135,7 +137,34 @@ def _apex_run(path: Path, rows: int, rate: int) -> dict:
         "max_per_1s": max_in_window(times, 1.0),
         "cpu_seconds": round(cpu, 2),
         "stage_timings": run.stage_timings,
+        "bare_client_seconds": bare,
     }
+
+
+def _bare_posts(url: str, count: int) -> float:
+    """`count` POSTs of a batch-sized body from APEX_CONCURRENCY threads, each with its own
+    keep-alive `requests.Session`, to a path the simulator answers at once (after its
+    latency): no validation, no database, no token, no retries."""
+    import threading
+
+    import requests
+
+    body = {"students": [{"StudentId": f"s{i}"} for i in range(APEX_BATCH)]}
+    each, extra = divmod(count, APEX_CONCURRENCY)
+    share = [each + (i < extra) for i in range(APEX_CONCURRENCY)]
+
+    def send(n: int) -> None:
+        session = requests.Session()
+        for _ in range(n):
+            session.post(f"{url}/_bench/bare", json=body, timeout=30)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in share]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return round(time.perf_counter() - began, 3)
 
 
 def apex_enroll(size: str) -> list[Result]:
@@ -179,6 +208,14 @@ def apex_enroll(size: str) -> list[Result]:
                 notes=(
                     f"max {got['max_per_1s']} requests in any 1 s (limit {rate}), "
                     f"{got['requests_seen']} requests seen (needed {needed})"
+                    + (
+                        f"; a bare client sending as many POSTs from {APEX_CONCURRENCY} "
+                        f"threads to the same simulator took {got['bare_client_seconds']} s "
+                        f"({got['bare_client_seconds'] / floor:.2f}x this floor; the job is "
+                        f"{got['seconds'] / got['bare_client_seconds']:.2f}x that)"
+                        if got.get("bare_client_seconds")
+                        else ""
+                    )
                 ),
                 extra=got,
             )
