@@ -87,15 +87,20 @@ def _caller(request: HttpRequest):
     raise ApiError(401, "not_authenticated", "Sign in, or send 'Authorization: Token <key>'.")
 
 
+def _read_only() -> JsonResponse:
+    """405 for anything but GET and HEAD."""
+    response = _error(405, "method_not_allowed", "The API is read-only: use GET.")
+    response["Allow"] = "GET, HEAD"
+    return response
+
+
 def api_view(view):
     """GET only, authenticated, errors as JSON, never cached by a shared cache."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         if request.method not in ("GET", "HEAD"):
-            response = _error(405, "method_not_allowed", "The API is read-only: use GET.")
-            response["Allow"] = "GET, HEAD"
-            return response
+            return _read_only()
         try:
             user = _caller(request)
             response = view(request, user, *args, **kwargs)
@@ -558,9 +563,7 @@ def public_view(view):
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs):
         if request.method not in ("GET", "HEAD"):
-            response = _error(405, "method_not_allowed", "The API is read-only: use GET.")
-            response["Allow"] = "GET, HEAD"
-            return response
+            return _read_only()
         return view(request, *args, **kwargs)
 
     return wrapper

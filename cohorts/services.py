@@ -130,19 +130,31 @@ class PullMemo:
         self.assignments.clear()
 
 
-def _memo_split(by_id: dict, seen: dict | None) -> tuple[dict[str, int], dict]:
-    """(pks of the records the memo saw written as they are, the records still to write)."""
-    if not seen:
-        return {}, by_id
+def _memo_upsert(
+    by_id: dict,
+    seen: dict | None,
+    write: Callable[[dict], tuple[dict[str, int], UpsertResult]],
+) -> tuple[dict[str, int], UpsertResult]:
+    """`write` the records the memo (`seen`, or None: no memo) did not see written as they
+    are, remember what it wrote, and count the rest unchanged. Returns external id → pk."""
     known: dict[str, int] = {}
-    todo = {}
-    for ext_id, rec in by_id.items():
-        entry = seen.get(ext_id)
-        if entry is not None and (entry[0] is rec or entry[0] == rec):
-            known[ext_id] = entry[1]
-        else:
-            todo[ext_id] = rec
-    return known, todo
+    todo = by_id
+    if seen:
+        todo = {}
+        for ext_id, rec in by_id.items():
+            entry = seen.get(ext_id)
+            if entry is not None and (entry[0] is rec or entry[0] == rec):
+                known[ext_id] = entry[1]
+            else:
+                todo[ext_id] = rec
+    result = UpsertResult()
+    if todo:
+        ids, result = write(todo)
+        known.update(ids)
+        if seen is not None:
+            seen.update((ext, (rec, ids[ext])) for ext, rec in todo.items())
+    result.unchanged = len(by_id) - result.created - result.updated
+    return {ext: known[ext] for ext in by_id}, result
 
 
 def cohort_get_or_create(*, source: str, external_id: str, name: str = "") -> Cohort:
@@ -215,17 +227,11 @@ def students_upsert(
     With a `memo`, a record written earlier in the same pull is counted unchanged without
     a query."""
     by_id = {r.external_id: r for r in records}
-    result = UpsertResult()
-    if not by_id:
-        return {}, result
-    known, todo = _memo_split(by_id, memo.students if memo is not None else None)
-    if todo:
-        ids, result = _students_write(cohort=cohort, source=source, by_id=todo)
-        known.update(ids)
-        if memo is not None:
-            memo.students.update((ext, (rec, ids[ext])) for ext, rec in todo.items())
-    result.unchanged = len(by_id) - result.created - result.updated
-    return {ext: known[ext] for ext in by_id}, result
+    return _memo_upsert(
+        by_id,
+        memo.students if memo is not None else None,
+        lambda todo: _students_write(cohort=cohort, source=source, by_id=todo),
+    )
 
 
 def _students_write(
@@ -318,17 +324,11 @@ def assignments_upsert(
     by_id: dict[str, AssignmentRecord] = {}
     for rec in records:
         by_id.setdefault(rec.external_id, rec)
-    result = UpsertResult()
-    if not by_id:
-        return {}, result
-    known, todo = _memo_split(by_id, memo.assignments if memo is not None else None)
-    if todo:
-        ids, result = _assignments_write(cohort=cohort, by_id=todo, fill_only=fill_only)
-        known.update(ids)
-        if memo is not None:
-            memo.assignments.update((ext, (rec, ids[ext])) for ext, rec in todo.items())
-    result.unchanged = len(by_id) - result.created - result.updated
-    return {ext: known[ext] for ext in by_id}, result
+    return _memo_upsert(
+        by_id,
+        memo.assignments if memo is not None else None,
+        lambda todo: _assignments_write(cohort=cohort, by_id=todo, fill_only=fill_only),
+    )
 
 
 def _assignments_write(

@@ -1184,6 +1184,32 @@ def roster_store_path(path: str | os.PathLike, *, origin: str = "cli"):
         return None, str(exc)
 
 
+def roster_stored(roster_id: Any):
+    """The stored roster a run was made with, checked byte for byte against the hash taken
+    at upload (a resume relies on row numbers, and an apply on the previewed plan).
+    Raises InvalidInput, naming what is wrong, when it is gone or changed."""
+    from integrations.models import RosterUpload
+
+    upload = RosterUpload.objects.filter(pk=roster_id).first()
+    if upload is None:
+        raise InvalidInput("The run's stored roster is gone; upload the file again.")
+    if not upload.path.is_file():
+        raise InvalidInput(
+            f"The stored copy of {upload.original_name} is missing from "
+            f"{upload.path.parent}; upload the file again."
+        )
+    digest = hashlib.sha256()
+    with upload.path.open("rb") as stored:
+        for chunk in iter(lambda: stored.read(1 << 16), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != upload.sha256:
+        raise InvalidInput(
+            f"The stored copy of {upload.original_name} has changed since it was uploaded; "
+            "upload the file again."
+        )
+    return upload
+
+
 def _total_size(source: IO[bytes], read_so_far: int) -> int:
     try:
         return max(read_so_far, os.fstat(source.fileno()).st_size)

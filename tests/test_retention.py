@@ -108,11 +108,11 @@ def test_a_resume_after_the_roster_went_says_so(run_factory):
         kind=RunKind.APEX_ENROLL, status=RunStatus.FAILED, params={"roster_id": upload.pk}
     )
     retention_prune()
-    from integrations.apex.enroll import _stored_roster
     from integrations.jobs import InvalidInput
+    from integrations.rosters import roster_stored
 
     with pytest.raises(InvalidInput, match="upload the file again"):
-        _stored_roster(run.params)
+        roster_stored(run.params["roster_id"])
 
 
 # --- run items ------------------------------------------------------------------------

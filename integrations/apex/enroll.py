@@ -16,7 +16,6 @@ as already enrolled, so nothing is enrolled twice and every row ends with one ou
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import logging
 import os
 import queue
@@ -45,9 +44,8 @@ from integrations.apex.client import (
 from integrations.apex.roster import INVALID, Roster, RosterRefused, RosterRow, roster_read
 from integrations.config import require
 from integrations.http import ConfigError, MalformedResponse, TransientError, VendorError, redact
-from integrations.jobs import InvalidInput
 from integrations.models import RosterUpload
-from integrations.rosters import roster_store_path
+from integrations.rosters import roster_store_path, roster_stored
 from reports.actions import RunAction
 from reports.constants import ErrorClass
 from reports.models import Run, RunKind, RunStatus
@@ -211,7 +209,7 @@ def apex_enroll_job(tracker: RunTracker) -> None:
     params = run.params
     if params.get("refused"):
         raise RosterRefused(params["refused"])
-    upload = _stored_roster(params)
+    upload = roster_stored(params.get("roster_id"))
     batch_size, concurrency = _limits()
     require("APEX_BASE_URL", "APEX_CLIENT_ID", "APEX_CLIENT_SECRET", secret=("APEX_CLIENT_SECRET",))
     done_before = _prepare_resume(tracker)
@@ -255,28 +253,6 @@ def apex_enroll_job(tracker: RunTracker) -> None:
         client.close()
     with tracker.stage("report"):
         run.message = _summary(run, roster, done_before, to_send=to_send, dry_run=False)
-
-
-def _stored_roster(params: dict[str, Any]) -> RosterUpload:
-    upload = RosterUpload.objects.filter(pk=params.get("roster_id")).first()
-    if upload is None:
-        raise InvalidInput("The run's stored roster is gone; upload the file again.")
-    if not upload.path.is_file():
-        raise InvalidInput(
-            f"The stored copy of {upload.original_name} is missing from "
-            f"{upload.path.parent}; upload the file again."
-        )
-    # Resuming relies on row numbers, so the bytes must be those that were previewed.
-    digest = hashlib.sha256()
-    with upload.path.open("rb") as stored:
-        for chunk in iter(lambda: stored.read(1 << 16), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != upload.sha256:
-        raise InvalidInput(
-            f"The stored copy of {upload.original_name} has changed since it was uploaded; "
-            "upload the file again."
-        )
-    return upload
 
 
 def _limits() -> tuple[int, int]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import hashlib
 import logging
 import os
 import threading
@@ -39,6 +38,7 @@ from django.db import transaction
 from integrations.http import AuthError, ConfigError, TransientError, VendorError, redact
 from integrations.jobs import HeldByGuardrail, InvalidInput
 from integrations.models import RosterUpload, TitanSiteLimit
+from integrations.rosters import roster_store_path, roster_stored
 from integrations.titan.client import DuplicateExternalId, TitanClient
 from integrations.titan.plan import (
     ADD,
@@ -155,8 +155,6 @@ def titan_run_from_path(
 ) -> Run:
     """A queued run for a local file (the command). `approve_reason`: the command's
     `--approve --reason`, which lets this run's plan through its guardrail, once."""
-    from integrations.rosters import roster_store_path
-
     path = Path(path)
     extra: dict[str, Any] = {}
     if approve_reason:
@@ -199,7 +197,7 @@ def titan_sync_job(tracker: RunTracker) -> None:
     if params.get("refused"):
         raise InvalidInput(params["refused"])
     original = _original(params)
-    upload = None if original is not None else _stored_roster(params)
+    upload = None if original is not None else roster_stored(params.get("roster_id"))
     client = TitanClient.from_settings()  # a missing setting stops here: nothing sent
     try:
         plan = plan_load(params.get("plan_hash")) if params.get("applying") else None
@@ -229,22 +227,6 @@ def _original(params: dict[str, Any]) -> Run | None:
     if original is None:
         raise InvalidInput(f"Run {params['undo_of']} to undo does not exist any more.")
     return original
-
-
-def _stored_roster(params: dict[str, Any]) -> RosterUpload:
-    upload = RosterUpload.objects.filter(pk=params.get("roster_id")).first()
-    if upload is None or not upload.path.is_file():
-        raise InvalidInput("The run's stored roster is gone; upload the file again.")
-    digest = hashlib.sha256()
-    with upload.path.open("rb") as stored:
-        for chunk in iter(lambda: stored.read(1 << 16), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != upload.sha256:
-        raise InvalidInput(
-            f"The stored copy of {upload.original_name} has changed since it was uploaded; "
-            "upload the file again."
-        )
-    return upload
 
 
 def run_params_update(run: Run, **values: Any) -> None:
