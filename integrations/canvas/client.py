@@ -262,13 +262,19 @@ class CanvasClient:
     def submissions(self, course_id: str, *, since: str = "") -> list[dict]:
         """Every student's submissions; with `since` (ISO time), only those submitted or
         graded since then (two reads, as Canvas filters each separately)."""
+        return [row for page in self.submission_pages(course_id, since=since) for row in page]
+
+    def submission_pages(self, course_id: str, *, since: str = "") -> Iterator[list[dict]]:
+        """`submissions` a page at a time, as Canvas sends them (nothing is asked before
+        the first page is wanted). With `since`, the submitted-since pages, then the
+        graded-since ones: a submission may be in both."""
         path = f"/api/v1/courses/{course_id}/students/submissions"
         base = [("student_ids[]", "all")]
         if not since:
-            return self.all(path, base)
-        return self.all(path, [*base, ("submitted_since", since)]) + self.all(
-            path, [*base, ("graded_since", since)]
-        )
+            yield from self.pages(path, base)
+            return
+        yield from self.pages(path, [*base, ("submitted_since", since)])
+        yield from self.pages(path, [*base, ("graded_since", since)])
 
     def modules(self, course_id: str) -> list[dict]:
         """Modules with their items; a module whose items Canvas left out (large modules)

@@ -28,6 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
+from itertools import chain
 from typing import Any
 
 from django.conf import settings
@@ -79,6 +80,7 @@ from integrations.http import (
     redact,
 )
 from integrations.jobs import InvalidInput
+from integrations.prefetch import Prefetch
 from reports.models import ErrorClass, Run, RunKind, RunStatus
 from reports.services import (
     RunTracker,
@@ -250,6 +252,8 @@ class CourseData:
     enrollments: list[dict] = field(default_factory=list)
     assignments: list[dict] | None = None
     submissions: list[dict] | None = None
+    # Streamed instead (a course pull): the submissions pages, read while they are stored.
+    submission_pages: Iterator[list[dict]] | None = None
     modules: list[dict] | None = None
     since: str = ""  # the watermark used ("" : every submission was read)
     stage_counts: dict[str, int] = field(default_factory=dict)
@@ -266,8 +270,17 @@ class Known:
 
 
 def course_fetch(
-    client: CanvasClient, course_id: str, profile: Profile, known: Known, stage: StageFn
+    client: CanvasClient,
+    course_id: str,
+    profile: Profile,
+    known: Known,
+    stage: StageFn,
+    *,
+    stream: bool = False,
 ) -> CourseData:
+    """Read the course. `stream=True` (a course pull): everything but the submissions,
+    which are left as a page iterator (`submission_pages`) that `course_store` reads while
+    it stores; the modules are then read before them, as the store needs them first."""
     data = CourseData()
     with stage("course"):
         data.course = client.course(course_id)
@@ -285,7 +298,11 @@ def course_fetch(
             data.stage_counts["assignments"] = len(data.assignments)
         if since and not _ids(data.assignments, "id") <= known.assignments:
             since = ""
-    if profile.submissions:
+    if profile.submissions and stream:
+        data.submission_pages = client.submission_pages(course_id, since=since)
+        data.since = since
+        data.stage_counts["submissions"] = 0  # counted as the pages are stored
+    elif profile.submissions:
         with stage("submissions"):
             data.submissions = client.submissions(course_id, since=since)
             data.since = since
@@ -333,6 +350,20 @@ def course_known(course_id: str, profile: Profile, params: dict[str, Any], run: 
     previous = pulls.first()
     if previous is None:
         return Known()
+    # A pull since then that failed half-way stored students and assignments without all
+    # of their submissions: they would look known, so read everything again.
+    if (
+        Run.objects.filter(
+            kind=RunKind.CANVAS_SYNC,
+            params__mode="course",
+            params__course_id=course_id,
+            params__stored_partially=True,
+            started_at__gt=previous.started_at,
+        )
+        .exclude(pk=run.pk)
+        .exists()
+    ):
+        return Known()
     hours = int(settings.CANVAS_FULL_REFRESH_HOURS)
     if hours > 0:
         # Missing flags appear when a due date passes, which no "since" read returns:
@@ -369,8 +400,19 @@ def _cohort_for(course_id: str, name: str, cohort_name: str = "") -> Cohort:
 
 
 def course_store(tracker: RunTracker, data: CourseData) -> None:
-    """Write a fetched course in one transaction and record what it did on the run. The
-    cohort's two health snapshots are timed as "snapshot" (`_store_stage` books them apart)."""
+    """Write a fetched course and record what it did on the run. The cohort's two health
+    snapshots are timed as "snapshot" (`_store_stage` books them apart).
+
+    Submissions read whole (a course of a bulk pull): everything in one transaction.
+    Streamed (`data.submission_pages`, a course pull): nothing is written before the first
+    submissions page has arrived, and each page is stored while the next one is read
+    (`integrations.prefetch.Prefetch`), so memory does not grow with the course. Pages go
+    several to a transaction (`_Batches`), committed as soon as the next page is not there
+    yet, so the write lock is never held while waiting for Canvas. A pull that fails before
+    its first commit leaves nothing of the course stored, as before; one that fails later
+    keeps the pages it committed and says so (`params.stored_partially`): the next pull of
+    the course then reads every submission again (`course_known`).
+    """
     run = tracker.run
     course_id = canvas_id(data.course.get("id"), "course id")
     name = str(data.course.get("name") or f"Canvas course {course_id}")
@@ -378,45 +420,26 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
     assignments = (
         map_assignments(data.assignments, data.modules) if data.assignments is not None else None
     )
-    submissions = None
-    if data.submissions is not None and assignments is not None:
-        submissions = map_submissions(
-            data.submissions, points=assignments.points, student_ids=students.ids
-        )
-    skipped: list[Skipped] = [*students.skipped]
-    if assignments is not None:
-        skipped += assignments.skipped
-    if submissions is not None:
-        skipped += submissions.skipped
-    with transaction.atomic():
-        cohort = _cohort_for(course_id, name, str(run.params.get("cohort_name") or ""))
-        run.params["cohort_id"] = cohort.pk
-        run.params["canvas_course_id"] = course_id
-        # What the pull changed goes on the run (docs/notifications.md), as for OpenClass.
-        snapshot = StageClock()
-        try:
-            with cohort_changes_recorded(
-                tracker, cohort, timing=lambda: snapshot.stage("snapshot")
-            ):
-                _ids, totals, details_written, left, returned = _course_write(
-                    cohort, students, assignments, submissions
-                )
-        finally:
-            timings = run.stage_timings
-            spent = snapshot.timings.get("snapshot", 0.0)
-            timings["snapshot"] = round(timings.get("snapshot", 0.0) + spent, 3)
-        Run.objects.filter(pk=run.pk).update(params=run.params)
+    writer = _CourseWriter(tracker, course_id, name, students, assignments)
+    if data.submission_pages is not None and assignments is not None:
+        writer.streamed(data.submission_pages)
+        data.stage_counts["submissions"] = writer.served
+    else:
+        whole = [data.submissions] if data.submissions is not None else []
+        with transaction.atomic():
+            writer.write(iter(whole))
+    skipped = writer.skipped
     fetched = sum(v for k, v in data.stage_counts.items() if k != "course")
     invalid = [s for s in skipped if s.invalid]
     counts = {
         **data.stage_counts,
         "fetched": fetched,
-        **totals,
-        "enrollments_updated": details_written,
+        **writer.totals,
+        "enrollments_updated": writer.details_written,
         "skipped": len(skipped) - len(invalid),
         "failed": len(invalid),
     }
-    counts["left"], counts["returned"] = left, returned
+    counts["left"], counts["returned"] = writer.left, writer.returned
     for key, value in counts.items():
         tracker.set_count(key, value)
     tracker.item(
@@ -424,7 +447,7 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         key=course_id,
         label=name[:300],
         data={
-            "cohort_id": cohort.pk,
+            "cohort_id": writer.cohort_id,
             "since": data.since,
             "modules_fetched_separately": data.modules_fetched_separately,
             **counts,
@@ -440,34 +463,184 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         )
     if data.since:
         run.params["since"] = data.since
-    if data.submissions is not None:
+    if data.submissions is not None or data.submission_pages is not None:
         run.params["full_read"] = not data.since
 
 
-def _course_write(cohort: Cohort, students, assignments, submissions):
-    """The course's writes (inside course_store's transaction)."""
-    totals = {"created": 0, "updated": 0, "unchanged": 0}
-    student_ids, result = students_upsert(
-        cohort=cohort, source=Source.CANVAS, records=students.records
-    )
-    _add(totals, result)
-    details = {student_ids[u]: d for u, d in students.details.items() if u in student_ids}
-    # Scores and last activity, per enrollment: counted apart from the records.
-    details_written = enrollment_details_update(cohort=cohort, details=details)
-    if assignments is not None:
-        assignment_ids, result = assignments_upsert(cohort=cohort, records=assignments.records)
-        _add(totals, result)
-        if submissions is not None:
+# Streamed pages stored in one transaction at most this long (each in its own savepoint).
+BATCH_SECONDS = 0.5
+
+
+class _Batches:
+    """Streamed pages several to a transaction (a commit per page costs SQLite about as much
+    as the page's writes), each page in its own savepoint. `page_done` commits as soon as
+    the next page is not there yet, or after `BATCH_SECONDS`; `end` commits (or, given the
+    error, rolls back) what is open."""
+
+    def __init__(self) -> None:
+        self._atomic: transaction.Atomic | None = None
+        self._began = 0.0
+        self.committed = False
+
+    def begin(self) -> None:
+        if self._atomic is None:
+            self._atomic = transaction.atomic()
+            self._atomic.__enter__()
+            self._began = time.monotonic()
+
+    def page_done(self, *, next_ready: bool) -> None:
+        if not next_ready or time.monotonic() - self._began >= BATCH_SECONDS:
+            self.end()
+
+    def end(self, error: BaseException | None = None) -> None:
+        atomic, self._atomic = self._atomic, None
+        if atomic is None:
+            return
+        if error is None:
+            atomic.__exit__(None, None, None)
+            self.committed = True
+        else:
+            atomic.__exit__(type(error), error, error.__traceback__)
+
+
+class _CourseWriter:
+    """The writes of one course: cohort, students, assignments, then submissions page by
+    page, counted exactly as one write of the whole list would be."""
+
+    def __init__(self, tracker: RunTracker, course_id: str, name: str, students, assignments):
+        self.tracker = tracker
+        self.course_id, self.name = course_id, name
+        self.students, self.assignments = students, assignments
+        self.totals = {"created": 0, "updated": 0, "unchanged": 0}
+        self.skipped: list[Skipped] = [*students.skipped]
+        if assignments is not None:
+            self.skipped += assignments.skipped
+        self.served = 0
+        self.details_written = self.left = self.returned = 0
+        self.cohort_id: int | None = None
+        self.waited = 0.0  # streamed: seconds waiting for Canvas's next page
+        self._seen: set[str] = set()  # progression ids written by this pull
+        self._after_page: Callable[[], None] | None = None
+
+    def write(self, pages: Iterator[list[dict]]) -> None:
+        run = self.tracker.run
+        cohort = _cohort_for(self.course_id, self.name, str(run.params.get("cohort_name") or ""))
+        self.cohort_id = cohort.pk
+        run.params["cohort_id"] = cohort.pk
+        run.params["canvas_course_id"] = self.course_id
+        # What the pull changed goes on the run (docs/notifications.md), as for OpenClass.
+        snapshot = StageClock()
+        try:
+            with cohort_changes_recorded(
+                self.tracker, cohort, timing=lambda: snapshot.stage("snapshot")
+            ):
+                self._write(cohort, pages)
+        finally:
+            timings = run.stage_timings
+            spent = snapshot.timings.get("snapshot", 0.0)
+            timings["snapshot"] = round(timings.get("snapshot", 0.0) + spent, 3)
+        Run.objects.filter(pk=run.pk).update(params=run.params)
+
+    def _write(self, cohort: Cohort, pages: Iterator[list[dict]]) -> None:
+        with transaction.atomic():
+            student_ids, result = students_upsert(
+                cohort=cohort, source=Source.CANVAS, records=self.students.records
+            )
+            _add(self.totals, result)
+            details = {
+                student_ids[u]: d for u, d in self.students.details.items() if u in student_ids
+            }
+            # Scores and last activity, per enrollment: counted apart from the records.
+            self.details_written = enrollment_details_update(cohort=cohort, details=details)
+            assignment_ids: dict[str, int] = {}
+            if self.assignments is not None:
+                assignment_ids, result = assignments_upsert(
+                    cohort=cohort, records=self.assignments.records
+                )
+                _add(self.totals, result)
+        if self.assignments is not None:
+            keys = set(student_ids)
+            for page in pages:
+                with transaction.atomic():
+                    self._page(cohort, page, keys, student_ids, assignment_ids)
+                if self._after_page is not None:
+                    self._after_page()
+        self.left, self.returned = _reconcile(cohort, set(student_ids.values()))
+
+    def _page(self, cohort, page, keys, student_ids, assignment_ids) -> None:
+        mapped = map_submissions(page, points=self.assignments.points, student_ids=keys)
+        self.skipped += mapped.skipped
+        records, again = mapped.records, []
+        seen = self._seen
+        if not seen.isdisjoint(r.external_id for r in records):
+            # A pair read twice (the submitted-since and the graded-since reads): the later
+            # read wins, counted once, as in one write of the whole list.
+            again = [r for r in records if r.external_id in seen]
+            records = [r for r in records if r.external_id not in seen]
+        seen.update(r.external_id for r in records)
+        for batch, counted in ((records, True), (again, False)):
+            if not batch:
+                continue
             result = progressions_upsert(
                 cohort=cohort,
                 source=Source.CANVAS,
-                records=submissions.records,
+                records=batch,
                 student_ids=student_ids,
                 assignment_ids=assignment_ids,
             )
-            _add(totals, result)
-    left, returned = _reconcile(cohort, set(student_ids.values()))
-    return student_ids, totals, details_written, left, returned
+            if counted:
+                _add(self.totals, result)
+
+    def streamed(self, pages: Iterator[list[dict]]) -> None:
+        """Store the pages as they arrive (see `course_store`)."""
+        tracker = self.tracker
+        timings = tracker.run.stage_timings
+        waited_before = timings.get("submissions", 0.0)
+        batches = _Batches()
+        try:
+            with (
+                Prefetch(pages, name="canvas-submissions") as prefetch,
+                tracker.stage("submissions", unit="pages"),
+            ):
+                arrivals = self._arrivals(prefetch)
+                try:
+                    first = next(arrivals, None)  # a refusal here: nothing was written
+                    batches.begin()
+
+                    def after_page() -> None:
+                        tracker.advance()
+                        batches.page_done(next_ready=prefetch.ready())
+                        batches.begin()
+
+                    self._after_page = after_page
+                    self.write(chain([first] if first is not None else [], arrivals))
+                except BaseException as exc:
+                    if batches.committed:
+                        batches.end()  # the pages stored before the failure stay
+                        tracker.run.params["stored_partially"] = True
+                        for key, value in self.totals.items():
+                            tracker.set_count(key, value)
+                    else:
+                        batches.end(exc)  # nothing of the course was committed
+                        tracker.discard_items()
+                    raise
+                batches.end()
+        finally:
+            # The stage's own clock counted the writes too: only the waits are Canvas's.
+            timings["submissions"] = round(waited_before + self.waited, 3)
+        tracker.run.stage = "store"
+
+    def _arrivals(self, prefetch: Prefetch) -> Iterator[list[dict]]:
+        while True:
+            began = time.monotonic()
+            try:
+                page = next(prefetch)
+            except StopIteration:
+                return
+            finally:
+                self.waited += time.monotonic() - began
+            self.served += len(page)
+            yield page
 
 
 def _add(totals: dict[str, int], result) -> None:
@@ -526,20 +699,21 @@ def _course_job(tracker: RunTracker) -> None:
     known = course_known(course_id, profile, params, tracker.run)
     for key in COUNT_KEYS:
         tracker.set_count(key, 0)
-    data = course_fetch(client, course_id, profile, known, tracker.stage)
+    data = course_fetch(client, course_id, profile, known, tracker.stage, stream=True)
     _store_stage(tracker, data)
     _bucket_note(tracker.run, client.bucket)
 
 
 def _store_stage(tracker: RunTracker, data: CourseData) -> None:
-    """The "store" stage, less the health snapshots' share, booked as "snapshot"."""
+    """The "store" stage, less the health snapshots' share, booked as "snapshot", and less
+    the time spent waiting for streamed submissions pages, booked as "submissions"."""
     timings = tracker.run.stage_timings
-    before = timings.get("snapshot", 0.0)
+    before = {k: timings.get(k, 0.0) for k in ("snapshot", "submissions")}
     try:
         with tracker.stage("store"):
             course_store(tracker, data)
     finally:
-        spent = timings.get("snapshot", 0.0) - before
+        spent = sum(timings.get(k, 0.0) - v for k, v in before.items())
         if spent and "store" in timings:
             timings["store"] = round(max(0.0, timings["store"] - spent), 3)
 
