@@ -67,7 +67,18 @@ def canvas_id(value: Any, field_name: str) -> str:
 
 
 def parse_time(value: Any, field_name: str) -> datetime | None:
-    if value in (None, ""):
+    if value is None:
+        return None
+    if type(value) is str and value:
+        # Canvas's own form ("2026-11-02T09:30:00Z"): Python reads it as is, in UTC.
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is UTC:
+                return parsed
+    if value == "":
         return None
     if not isinstance(value, str):
         raise BadRecord(f"{field_name} is not a date")
@@ -81,6 +92,8 @@ def parse_time(value: Any, field_name: str) -> datetime | None:
 def _number(value: Any, field_name: str) -> float | None:
     if value is None or value == "":
         return None
+    if type(value) is float and math.isfinite(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRecord(f"{field_name} is not a number")
     number = float(value)
@@ -284,9 +297,17 @@ def grade_of(score: float | None, points_possible: float | None) -> float | None
     return min(1.0, max(0.0, score / points_possible))
 
 
-def map_submission(raw: dict[str, Any], points_possible: float | None) -> ProgressionRecord:
-    assignment_id = canvas_id(raw.get("assignment_id"), "assignment_id")
-    user_id = canvas_id(raw.get("user_id"), "user_id")
+def map_submission(
+    raw: dict[str, Any],
+    points_possible: float | None,
+    assignment_id: str | None = None,
+    user_id: str | None = None,
+) -> ProgressionRecord:
+    """One submission as a progression (`assignment_id` and `user_id`: already read)."""
+    if assignment_id is None:
+        assignment_id = canvas_id(raw.get("assignment_id"), "assignment_id")
+    if user_id is None:
+        user_id = canvas_id(raw.get("user_id"), "user_id")
     score = _number(raw.get("score"), "score")
     submitted_at = parse_time(raw.get("submitted_at"), "submitted_at")
     graded_at = parse_time(raw.get("graded_at"), "graded_at")
@@ -323,17 +344,24 @@ def map_submissions(
     out = SubmissionsMapped()
     seen: dict[str, int] = {}
     for raw in submissions:
-        key = f"{raw.get('assignment_id')}:{raw.get('user_id')}"
+        raw_user, raw_assignment = raw.get("user_id"), raw.get("assignment_id")
+        key = f"{raw_assignment}:{raw_user}"
         try:
-            user_id = canvas_id(raw.get("user_id"), "user_id")
-            assignment_id = canvas_id(raw.get("assignment_id"), "assignment_id")
+            if type(raw_user) is int and type(raw_assignment) is int:
+                user_id, assignment_id = str(raw_user), str(raw_assignment)  # the usual ids
+                if len(user_id) > MAX_ID_LENGTH or len(assignment_id) > MAX_ID_LENGTH:
+                    user_id = canvas_id(raw_user, "user_id")
+                    assignment_id = canvas_id(raw_assignment, "assignment_id")
+            else:
+                user_id = canvas_id(raw_user, "user_id")
+                assignment_id = canvas_id(raw_assignment, "assignment_id")
             if user_id not in student_ids:
                 out.skipped.append(Skipped("submission", key, "not an active student"))
                 continue
             if assignment_id not in points:
                 out.skipped.append(Skipped("submission", key, "unknown assignment"))
                 continue
-            record = map_submission(raw, points[assignment_id])
+            record = map_submission(raw, points[assignment_id], assignment_id, user_id)
         except BadRecord as exc:
             out.skipped.append(Skipped("submission", key, str(exc), invalid=True))
             continue
