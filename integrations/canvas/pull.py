@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from cohorts.models import Assignment, Cohort, Source, Student
 from cohorts.services import (
+    ProgressionRecord,
     assignments_upsert,
     cohort_get_or_create,
     cohort_mark_synced,
@@ -469,6 +470,8 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
 
 # Streamed pages stored in one transaction at most this long (each in its own savepoint).
 BATCH_SECONDS = 0.5
+# Submissions written in one upsert at most (progressions_upsert's statement size).
+WRITE_ROWS = 500
 
 
 class _Batches:
@@ -521,6 +524,7 @@ class _CourseWriter:
         self.waited = 0.0  # streamed: seconds waiting for Canvas's next page
         self._seen: set[str] = set()  # progression ids written by this pull
         self._after_page: Callable[[], None] | None = None
+        self._next_ready: Callable[[], bool] = lambda: True
 
     def write(self, pages: Iterator[list[dict]]) -> None:
         run = self.tracker.run
@@ -560,36 +564,47 @@ class _CourseWriter:
                 _add(self.totals, result)
         if self.assignments is not None:
             keys = set(student_ids)
+            pending: list[ProgressionRecord] = []
             for page in pages:
-                with transaction.atomic():
-                    self._page(cohort, page, keys, student_ids, assignment_ids)
+                mapped = map_submissions(page, points=self.assignments.points, student_ids=keys)
+                self.skipped += mapped.skipped
+                pending += mapped.records
+                # Written once a statement's worth is there, or when Canvas's next page is
+                # not: fewer, larger writes while the pull is behind, none held back while
+                # it waits.
+                if len(pending) >= WRITE_ROWS or not self._next_ready():
+                    self._progressions(cohort, pending, student_ids, assignment_ids)
+                    pending = []
                 if self._after_page is not None:
                     self._after_page()
+            self._progressions(cohort, pending, student_ids, assignment_ids)
         self.left, self.returned = _reconcile(cohort, set(student_ids.values()))
 
-    def _page(self, cohort, page, keys, student_ids, assignment_ids) -> None:
-        mapped = map_submissions(page, points=self.assignments.points, student_ids=keys)
-        self.skipped += mapped.skipped
-        records, again = mapped.records, []
+    def _progressions(self, cohort, records, student_ids, assignment_ids) -> None:
+        """Upsert these records (their own savepoint), counted as in one write of the whole
+        list: a pair already written by this pull (read twice: the submitted-since and the
+        graded-since reads) is written again, as the later read wins, but not counted."""
+        if not records:
+            return
         seen = self._seen
+        again: list[ProgressionRecord] = []
         if not seen.isdisjoint(r.external_id for r in records):
-            # A pair read twice (the submitted-since and the graded-since reads): the later
-            # read wins, counted once, as in one write of the whole list.
             again = [r for r in records if r.external_id in seen]
             records = [r for r in records if r.external_id not in seen]
         seen.update(r.external_id for r in records)
-        for batch, counted in ((records, True), (again, False)):
-            if not batch:
-                continue
-            result = progressions_upsert(
-                cohort=cohort,
-                source=Source.CANVAS,
-                records=batch,
-                student_ids=student_ids,
-                assignment_ids=assignment_ids,
-            )
-            if counted:
-                _add(self.totals, result)
+        with transaction.atomic():
+            for batch, counted in ((records, True), (again, False)):
+                if not batch:
+                    continue
+                result = progressions_upsert(
+                    cohort=cohort,
+                    source=Source.CANVAS,
+                    records=batch,
+                    student_ids=student_ids,
+                    assignment_ids=assignment_ids,
+                )
+                if counted:
+                    _add(self.totals, result)
 
     def streamed(self, pages: Iterator[list[dict]]) -> None:
         """Store the pages as they arrive (see `course_store`)."""
@@ -613,6 +628,7 @@ class _CourseWriter:
                         batches.begin()
 
                     self._after_page = after_page
+                    self._next_ready = prefetch.ready
                     self.write(chain([first] if first is not None else [], arrivals))
                 except BaseException as exc:
                     if batches.committed:
