@@ -24,8 +24,9 @@ RERUN_RATIO = 1.2
 
 OPENCLASS_SIZES = {"30k": (300, 100), "100k": (1000, 100)}  # students x assignments
 OPENCLASS_PAGE_SIZE = 100
-# Canvas: one course, students x assignments submissions (100 a page, Canvas's maximum).
-CANVAS_SIZES = {"50k": (500, 100)}
+# Canvas: one course, students x assignments submissions (100 a page, Canvas's maximum);
+# two sizes, so the peak memory shows whether it grows with the course.
+CANVAS_SIZES = {"50k": (500, 100), "100k": (1000, 100)}
 
 
 def _say(message: str) -> None:
