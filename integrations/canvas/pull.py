@@ -423,7 +423,9 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
     )
     writer = _CourseWriter(tracker, course_id, name, students, assignments)
     if data.submission_pages is not None and assignments is not None:
-        writer.streamed(data.submission_pages)
+        # Only an incremental read lists a pair twice (submitted since, graded since): a
+        # full one lists each once, so it need not remember what it wrote (flat memory).
+        writer.streamed(data.submission_pages, remember=bool(data.since))
         data.stage_counts["submissions"] = writer.served
     else:
         whole = [data.submissions] if data.submissions is not None else []
@@ -522,7 +524,8 @@ class _CourseWriter:
         self.details_written = self.left = self.returned = 0
         self.cohort_id: int | None = None
         self.waited = 0.0  # streamed: seconds waiting for Canvas's next page
-        self._seen: set[str] = set()  # progression ids written by this pull
+        # Progression ids this pull wrote, when its read may list a pair twice.
+        self._seen: set[str] | None = None
         self._after_page: Callable[[], None] | None = None
         self._next_ready: Callable[[], bool] = lambda: True
 
@@ -588,10 +591,11 @@ class _CourseWriter:
             return
         seen = self._seen
         again: list[ProgressionRecord] = []
-        if not seen.isdisjoint(r.external_id for r in records):
-            again = [r for r in records if r.external_id in seen]
-            records = [r for r in records if r.external_id not in seen]
-        seen.update(r.external_id for r in records)
+        if seen is not None:
+            if not seen.isdisjoint(r.external_id for r in records):
+                again = [r for r in records if r.external_id in seen]
+                records = [r for r in records if r.external_id not in seen]
+            seen.update(r.external_id for r in records)
         with transaction.atomic():
             for batch, counted in ((records, True), (again, False)):
                 if not batch:
@@ -606,8 +610,11 @@ class _CourseWriter:
                 if counted:
                     _add(self.totals, result)
 
-    def streamed(self, pages: Iterator[list[dict]]) -> None:
-        """Store the pages as they arrive (see `course_store`)."""
+    def streamed(self, pages: Iterator[list[dict]], *, remember: bool) -> None:
+        """Store the pages as they arrive (see `course_store`). `remember`: the read may list
+        a pair twice, so remember which were written, to count each once."""
+        if remember:
+            self._seen = set()
         tracker = self.tracker
         timings = tracker.run.stage_timings
         waited_before = timings.get("submissions", 0.0)
