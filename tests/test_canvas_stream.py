@@ -176,3 +176,23 @@ def test_a_pull_failing_half_way_keeps_what_it_committed_and_the_next_reads_all(
         Progression.objects.filter(cohort__external_id=BIOLOGY).count()
         == (sim.course_counts(BIOLOGY)["submissions"])
     )
+
+
+def test_no_transaction_is_open_while_the_pull_waits_for_canvas(canvas, small_pages, monkeypatch):
+    from django.db import connection
+
+    canvas()
+    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self: False)  # always waits
+    depths: list[int] = []
+    real_next = pull_module.Prefetch.__next__
+
+    def next_page(self):
+        depths.append(len(connection.atomic_blocks))
+        return real_next(self)
+
+    monkeypatch.setattr(pull_module.Prefetch, "__next__", next_page)
+    run = pull(BIOLOGY)
+    assert run.status == RunStatus.SUCCEEDED, run.message
+    assert len(depths) > 3
+    # As deep as before the first write (the test's own transaction): nothing of the pull.
+    assert set(depths) == {depths[0]}

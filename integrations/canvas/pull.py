@@ -526,7 +526,10 @@ class _CourseWriter:
         self.waited = 0.0  # streamed: seconds waiting for Canvas's next page
         # Progression ids this pull wrote, when its read may list a pair twice.
         self._seen: set[str] | None = None
-        self._after_page: Callable[[], None] | None = None
+        # Streamed: what opens a batch before a write, what ends a page, whether Canvas's
+        # next page is there (`streamed` sets them; read whole, one transaction holds all).
+        self._before_write: Callable[[], None] = lambda: None
+        self._after_page: Callable[[], None] = lambda: None
         self._next_ready: Callable[[], bool] = lambda: True
 
     def write(self, pages: Iterator[list[dict]]) -> None:
@@ -578,8 +581,7 @@ class _CourseWriter:
                 if len(pending) >= WRITE_ROWS or not self._next_ready():
                     self._progressions(cohort, pending, student_ids, assignment_ids)
                     pending = []
-                if self._after_page is not None:
-                    self._after_page()
+                self._after_page()
             self._progressions(cohort, pending, student_ids, assignment_ids)
         self.left, self.returned = _reconcile(cohort, set(student_ids.values()))
 
@@ -596,6 +598,7 @@ class _CourseWriter:
                 again = [r for r in records if r.external_id in seen]
                 records = [r for r in records if r.external_id not in seen]
             seen.update(r.external_id for r in records)
+        self._before_write()
         with transaction.atomic():
             for batch, counted in ((records, True), (again, False)):
                 if not batch:
@@ -632,8 +635,9 @@ class _CourseWriter:
                     def after_page() -> None:
                         tracker.advance()
                         batches.page_done(next_ready=prefetch.ready())
-                        batches.begin()
 
+                    # A batch is opened by the next write, not before waiting for Canvas.
+                    self._before_write = batches.begin
                     self._after_page = after_page
                     self._next_ready = prefetch.ready
                     self.write(chain([first] if first is not None else [], arrivals))
