@@ -163,6 +163,7 @@ def test_a_pull_failing_half_way_keeps_what_it_committed_and_the_next_reads_all(
     with monkeypatch.context() as patch:
         _failing_after(patch, good_pages=3)
         failed = pull(BIOLOGY, **params)
+    failed.refresh_from_db()
     assert failed.status == RunStatus.FAILED
     assert failed.params["stored_partially"] is True
     kept = Progression.objects.filter(cohort__external_id=BIOLOGY).count()

@@ -477,10 +477,11 @@ WRITE_ROWS = 500
 
 
 class _Batches:
-    """Streamed pages several to a transaction (a commit per page costs SQLite about as much
-    as the page's writes), each page in its own savepoint. `page_done` commits as soon as
-    the next page is not there yet, or after `BATCH_SECONDS`; `end` commits (or, given the
-    error, rolls back) what is open."""
+    """Streamed pages' writes several to a transaction (a commit per page costs SQLite about
+    as much as the page's writes), each write in its own savepoint. `begin` (called by a
+    write) opens one if none is open; `page_done` commits as soon as the next page is not
+    there yet, or after `BATCH_SECONDS`; `end` commits (or, given the error, rolls back)
+    what is open."""
 
     def __init__(self) -> None:
         self._atomic: transaction.Atomic | None = None
