@@ -470,18 +470,21 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         run.params["full_read"] = not data.since
 
 
-# Streamed pages stored in one transaction at most this long (each in its own savepoint).
+# Streamed pages stored in one transaction at most this long (each write in a savepoint).
 BATCH_SECONDS = 0.5
+# How long a batch stays open while the next page is on its way (then it is committed).
+WAIT_OPEN_SECONDS = 0.05
 # Submissions written in one upsert at most (progressions_upsert's statement size).
 WRITE_ROWS = 500
 
 
 class _Batches:
-    """Streamed pages' writes several to a transaction (a commit per page costs SQLite about
-    as much as the page's writes), each write in its own savepoint. `begin` (called by a
-    write) opens one if none is open; `page_done` commits as soon as the next page is not
-    there yet, or after `BATCH_SECONDS`; `end` commits (or, given the error, rolls back)
-    what is open."""
+    """Streamed pages' writes several to a transaction, each write in its own savepoint: a
+    commit per page cost SQLite more than the page's writes (measured on the 50k bench: a
+    first pull's store 3x slower). `begin` (called by a write) opens one if none is open;
+    `page_done` commits one open for `BATCH_SECONDS`; `before_wait` commits before waiting
+    for Canvas's next page longer than `WAIT_OPEN_SECONDS`, so the write lock is never held
+    while Canvas is slow; `end` commits (or, given the error, rolls back) what is open."""
 
     def __init__(self) -> None:
         self._atomic: transaction.Atomic | None = None
@@ -494,9 +497,19 @@ class _Batches:
             self._atomic.__enter__()
             self._began = time.monotonic()
 
-    def page_done(self, *, next_ready: bool) -> None:
-        if not next_ready or time.monotonic() - self._began >= BATCH_SECONDS:
+    def page_done(self) -> None:
+        if self._atomic is not None and time.monotonic() - self._began >= BATCH_SECONDS:
             self.end()
+
+    def before_wait(self, ready: Callable[[], bool]) -> None:
+        if self._atomic is None or ready():
+            return
+        until = time.monotonic() + WAIT_OPEN_SECONDS
+        while time.monotonic() < until:
+            time.sleep(0.001)
+            if ready():
+                return
+        self.end()
 
     def end(self, error: BaseException | None = None) -> None:
         atomic, self._atomic = self._atomic, None
@@ -532,6 +545,7 @@ class _CourseWriter:
         self._before_write: Callable[[], None] = lambda: None
         self._after_page: Callable[[], None] = lambda: None
         self._next_ready: Callable[[], bool] = lambda: True
+        self._before_wait: Callable[[], None] = lambda: None
 
     def write(self, pages: Iterator[list[dict]]) -> None:
         run = self.tracker.run
@@ -635,12 +649,13 @@ class _CourseWriter:
 
                     def after_page() -> None:
                         tracker.advance()
-                        batches.page_done(next_ready=prefetch.ready())
+                        batches.page_done()
 
                     # A batch is opened by the next write, not before waiting for Canvas.
                     self._before_write = batches.begin
                     self._after_page = after_page
                     self._next_ready = prefetch.ready
+                    self._before_wait = lambda: batches.before_wait(prefetch.ready)
                     self.write(chain([first] if first is not None else [], arrivals))
                 except BaseException as exc:
                     if batches.committed:
@@ -661,6 +676,7 @@ class _CourseWriter:
     def _arrivals(self, prefetch: Prefetch) -> Iterator[list[dict]]:
         while True:
             began = time.monotonic()
+            self._before_wait()
             try:
                 page = next(prefetch)
             except StopIteration:
