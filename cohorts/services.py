@@ -115,6 +115,8 @@ class PullMemo:
     # Records built from a vendor's objects, by the object's identity (held, so the id
     # cannot be reused): the same object gives the same record, compared by `is`.
     _built: dict[int, tuple[object, object]] = field(default_factory=dict)
+    # ((cohort pk, source), external id -> digest of the stored compared values).
+    _progressions: tuple[tuple[int, str], dict[str, int]] | None = None
 
     def converted[T](self, item: object, convert: Callable[[Any], T]) -> T:
         """`convert(item)`, built once per object for the whole pull."""
@@ -125,9 +127,17 @@ class PullMemo:
             entry = self._built[id(item)] = (item, convert(item))
         return entry[1]  # type: ignore[return-value]
 
+    def progressions_of(self, cohort: Cohort, source: str) -> dict[str, int]:
+        """The cohort's stored progressions as digests (`progressions_digests`), read on
+        first use and kept up to date by `progressions_upsert`."""
+        if self._progressions is None or self._progressions[0] != (cohort.pk, source):
+            self._progressions = ((cohort.pk, source), progressions_digests(cohort, source))
+        return self._progressions[1]
+
     def clear(self) -> None:
         self.students.clear()
         self.assignments.clear()
+        self._progressions = None  # read again: rolled-back writes may be in it
 
 
 def _memo_upsert(
@@ -276,7 +286,7 @@ def _students_write(
                     }
                 )
         if to_update:
-            Student.objects.bulk_update(to_update, ["first_name", "last_name", "email"], 500)
+            _rows_update(Student, to_update, ("first_name", "last_name", "email"))
         ids = {ext: existing[ext].pk for ext in by_id}
         persons_assign(student_ids=ids.values())
         enrolled = set(
@@ -386,11 +396,33 @@ def _assignments_write(
                     }
                 )
         if to_update:
-            Assignment.objects.bulk_update(to_update, list(_ASSIGNMENT_FIELDS), 500)
+            _rows_update(Assignment, to_update, _ASSIGNMENT_FIELDS)
     result.created = len(to_create)
     result.updated = len(to_update)
     result.unchanged = len(by_id) - result.created - result.updated
     return {ext: existing[ext].pk for ext in by_id}, result
+
+
+def _rows_update(model, objs: Sequence, fields: Sequence[str]) -> None:
+    """Save these fields of these instances: one `executemany` of a plain `UPDATE ...
+    WHERE pk = %s` (`bulk_update` builds a `CASE WHEN` per field and batch, about 9 ms
+    for a single row). No signals, as with `bulk_update`."""
+    if not objs:
+        return
+    meta = model._meta
+    quote = connection.ops.quote_name
+    columns = [meta.get_field(name) for name in fields]
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET "
+        + ", ".join(f"{quote(f.column)} = %s" for f in columns)
+        + f" WHERE {quote(meta.pk.column)} = %s"
+    )
+    rows = [
+        (*(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in columns), obj.pk)
+        for obj in objs
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 _PROGRESSION_FIELDS = (
@@ -415,59 +447,83 @@ def progressions_upsert(
     student_ids: dict[str, int],
     assignment_ids: dict[str, int],
     now: datetime | None = None,
+    memo: PullMemo | None = None,
 ) -> UpsertResult:
     """Insert new progressions, update changed ones, leave equal ones untouched.
 
-    No model instances. Per batch: one read of the stored rows' compared columns, as raw
-    values, compared with the incoming ones; only the new and changed rows are then sent,
-    in one `INSERT ... ON CONFLICT (source, external_id) DO UPDATE ... WHERE <a column
-    differs> RETURNING external_id` (the database compares again, so a row changed in
-    between is still caught). An unchanged page costs one read and no write.
-    Created: ids not stored before; updated: stored ids the statement rewrote (a column
-    differed, or the row was in another cohort); unchanged: the rest, which keep their
-    `synced_at`.
+    No model instances. Each row is compared as the database stores it (SQLite: times as
+    their stored text) with what is stored: only new and changed rows are sent, with one
+    `executemany` of `INSERT ... ON CONFLICT (source, external_id) DO UPDATE ... WHERE <a
+    column differs>` (the database compares again). The counts come from that comparison:
+    created, ids not stored before; updated, stored ids whose row differed (or was in
+    another cohort); unchanged, the rest, which keep their `synced_at`.
+
+    Without a `memo`: one read of the batch's stored rows. With a `memo` (a pull of many
+    pages): the cohort's stored rows are read ONCE for the whole pull, kept as a digest
+    per id, and only ids missing from it are read per batch; an unchanged page then costs
+    no query at all.
     """
     now = now or timezone.now()
     result = UpsertResult()
-    incoming: dict[str, tuple] = {}
+    if not records:
+        return result
+    adapt = _datetime_adapter()
+    synced_at = adapt(now)
     cohort_id = cohort.pk
+    # id -> the row as written (`_PROGRESSION_COLUMNS` order); the last one wins if a
+    # page repeats an id.
+    incoming: dict[str, tuple] = {}
     for rec in records:
-        # A page never repeats an id; the last one wins if it does.
         incoming[rec.external_id] = (
             cohort_id,
             student_ids[rec.student_external_id],
             assignment_ids[rec.assignment_external_id],
             rec.grade,
-            rec.started_at,
-            rec.completed_at,
-            rec.reviewed_at,
+            adapt(rec.started_at),
+            adapt(rec.completed_at),
+            adapt(rec.reviewed_at),
             rec.score,
             rec.late,
             rec.missing,
             rec.excused,
+            synced_at,
+            source,
+            rec.external_id,
         )
-    if not incoming:
-        return result
-    adapt = _datetime_adapter()
-    synced_at = adapt(now)
+    known = memo.progressions_of(cohort, source) if memo is not None else None
     keys = list(incoming)
     size = _batch_size(len(_PROGRESSION_COLUMNS))
+    compared = len(_PROGRESSION_COMPARED)
     with transaction.atomic():
         for start in range(0, len(keys), size):
             batch = keys[start : start + size]
-            stored = _progressions_stored(source, batch)
-            todo = [key for key in batch if stored.get(key) != incoming[key]]
-            rows = [
-                (*v[:4], adapt(v[4]), adapt(v[5]), adapt(v[6]), *v[7:], synced_at, source, key)
-                for key in todo
-                for v in (incoming[key],)
-            ]
-            written = _progressions_write(rows) if rows else set()
-            result.created += len(batch) - len(stored)
-            changed = [key for key in todo if key in stored and key in written]
+            # What is stored for these ids: a digest of the compared values (None: not
+            # stored). From the pull's digests, else (and for ids it has not) one read.
+            differs: set[str] = set()
+            unknown = batch
+            if known is not None:
+                unknown = []
+                for key in batch:
+                    digest = known.get(key)
+                    if digest is None:
+                        unknown.append(key)
+                    elif digest != hash(incoming[key][:compared]):
+                        differs.add(key)
+            stored = set(batch).difference(unknown)  # ids stored before (not created here)
+            if unknown:
+                found = _progressions_stored(source, unknown)
+                stored.update(found)
+                differs.update(k for k in unknown if found.get(k) != incoming[k][:compared])
+            todo = [key for key in batch if key in differs]
+            if todo:
+                _progressions_write([incoming[key] for key in todo])
+                if known is not None:
+                    known.update((key, hash(incoming[key][:compared])) for key in todo)
+            changed = [key for key in todo if key in stored]
+            result.created += len(todo) - len(changed)
             result.updated += len(changed)
             result.changed_keys.extend(changed)
-            result.unchanged += len(stored) - len(changed)
+            result.unchanged += len(batch) - len(todo)
     return result
 
 
@@ -486,7 +542,8 @@ def _batch_size(columns: int) -> int:
 
 
 def _datetime_adapter() -> Callable[[datetime | None], object]:
-    """The database's value of a datetime, as Django's field would send it.
+    """The database's value of a datetime, as Django's field would send it (and as the
+    stored rows read back: SQLite's times as their text).
 
     SQLite stores UTC text (`str()` of the naive UTC time); an aware UTC datetime, what
     every vendor client hands over, takes a shortcut that gives the same text.
@@ -505,36 +562,27 @@ def _datetime_adapter() -> Callable[[datetime | None], object]:
     return adapt_sqlite
 
 
-def _progressions_stored(source: str, keys: Sequence[str]) -> dict[str, tuple | None]:
-    """The stored rows among these external ids: id -> their `_PROGRESSION_COMPARED`
-    values, datetimes aware, as progressions_upsert builds its own (None when this
-    database's values cannot be compared here: the row is then sent, and compared there)."""
-    vendor = connection.vendor
-    comparable = vendor == "postgresql" or (
-        vendor == "sqlite" and connection.timezone_name == "UTC"
-    )
+def progressions_digests(cohort: Cohort, source: str) -> dict[str, int]:
+    """The cohort's stored progressions of `source`: external id -> a digest (`hash`) of
+    their compared values as stored, in one query (what `PullMemo` keeps for a pull)."""
     with connection.cursor() as cursor:
-        cursor.execute(_progression_stored_sql(vendor, len(keys)), [source, *keys])
-        rows = cursor.fetchall()
-    if not comparable:
-        return {row[0]: None for row in rows}
-    if vendor == "postgresql":  # psycopg hands aware datetimes: nothing to convert
-        return {row[0]: row[1:] for row in rows}
-    # SQLite: the times come as the text Django stored (naive UTC).
-    return {row[0]: (*row[1:5], _utc(row[5]), _utc(row[6]), _utc(row[7]), *row[8:]) for row in rows}
+        cursor.execute(_progression_stored_sql(connection.vendor, 0), [cohort.pk, source])
+        return {row[0]: hash(row[1:]) for row in cursor.fetchall()}
 
 
-def _utc(text: str | None) -> datetime | str | None:
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text + "+00:00")
-    except ValueError:
-        return text  # unlike anything incoming: the row is sent and rewritten
+def _progressions_stored(source: str, keys: Sequence[str]) -> dict[str, tuple]:
+    """The stored rows among these external ids: id -> their `_PROGRESSION_COMPARED`
+    values as stored (SQLite's times as their text), as progressions_upsert builds its
+    own."""
+    with connection.cursor() as cursor:
+        cursor.execute(_progression_stored_sql(connection.vendor, len(keys)), [source, *keys])
+        return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
 @lru_cache(maxsize=16)
 def _progression_stored_sql(vendor: str, count: int) -> str:
+    """The compared columns of the stored rows: of `count` ids (with the source), or, with
+    `count` 0, of a whole cohort (its id, then the source)."""
     quote = connection.ops.quote_name
     table = quote(Progression._meta.db_table)
     columns = []
@@ -543,41 +591,34 @@ def _progression_stored_sql(vendor: str, count: int) -> str:
         if vendor == "sqlite" and name in _PROGRESSION_TIMES:
             column = f"CAST({column} AS TEXT)"  # the stored text, not Django's slow decoder
         columns.append(column)
+    select = f"SELECT {quote('external_id')}, {', '.join(columns)} FROM {table} WHERE "
+    if not count:
+        return select + f"{quote('cohort_id')} = %s AND {quote('source')} = %s"
     marks = ", ".join(["%s"] * count)
-    return (
-        f"SELECT {quote('external_id')}, {', '.join(columns)} FROM {table} "
-        f"WHERE {quote('source')} = %s AND {quote('external_id')} IN ({marks})"
-    )
+    return select + f"{quote('source')} = %s AND {quote('external_id')} IN ({marks})"
 
 
-def _progressions_write(rows: Sequence[tuple]) -> set[str]:
-    """Insert or update these rows (in `_PROGRESSION_COLUMNS` order) where they differ;
-    returns the external ids actually written."""
+def _progressions_write(rows: Sequence[tuple]) -> None:
+    """Insert or update these rows (in `_PROGRESSION_COLUMNS` order) where they differ."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            _progression_upsert_sql(connection.vendor, len(rows)),
-            [value for row in rows for value in row],
-        )
-        return {row[0] for row in cursor.fetchall()}
+        cursor.executemany(_progression_upsert_sql(connection.vendor), rows)
 
 
-@lru_cache(maxsize=16)
-def _progression_upsert_sql(vendor: str, count: int) -> str:
+@lru_cache(maxsize=4)
+def _progression_upsert_sql(vendor: str) -> str:
     quote = connection.ops.quote_name
     table = quote(Progression._meta.db_table)
     names = [quote(Progression._meta.get_field(f).column) for f in _PROGRESSION_COLUMNS]
-    row = "(" + ", ".join(["%s"] * len(names)) + ")"
     # NULL-safe "differs": IS DISTINCT FROM (PostgreSQL), IS NOT (SQLite).
     differs = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
     updated = [n for f, n in zip(_PROGRESSION_COLUMNS, names, strict=True) if f not in _KEY]
     compared = [quote(Progression._meta.get_field(f).column) for f in _PROGRESSION_COMPARED]
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * count)} "
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
         f"ON CONFLICT ({quote('source')}, {quote('external_id')}) DO UPDATE SET "
         + ", ".join(f"{n} = excluded.{n}" for n in updated)
         + " WHERE "
         + " OR ".join(f"{table}.{n} {differs} excluded.{n}" for n in compared)
-        + f" RETURNING {quote('external_id')}"
     )
 
 
@@ -674,7 +715,7 @@ def persons_assign(*, student_ids: Iterable[int]) -> int:
                 student.person_id = target
                 changed.append(student)
     if changed:
-        Student.objects.bulk_update(changed, ["person_id"], batch_size=500)
+        _rows_update(Student, changed, ("person",))
     return len(changed)
 
 

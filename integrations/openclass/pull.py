@@ -359,6 +359,7 @@ def _page_store(
                 records=progressions,
                 student_ids=student_ids,
                 assignment_ids=assignment_ids,
+                memo=memo,
             )
     except BaseException:
         memo.clear()  # it may hold what this page's rolled-back writes claimed
