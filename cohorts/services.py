@@ -599,22 +599,31 @@ def _progression_stored_sql(vendor: str, count: int) -> str:
 
 
 def _progressions_write(rows: Sequence[tuple]) -> None:
-    """Insert or update these rows (in `_PROGRESSION_COLUMNS` order) where they differ."""
+    """Insert or update these rows (in `_PROGRESSION_COLUMNS` order) where they differ.
+
+    One multi-row statement, not `executemany`: the sqlite3 module releases the GIL for
+    every row it steps, and while the prefetch thread decodes the next page, each of
+    those releases made the job's thread wait for the GIL again (11 s of a 30,000-row
+    pull, against 2.3 s of its CPU)."""
     with connection.cursor() as cursor:
-        cursor.executemany(_progression_upsert_sql(connection.vendor), rows)
+        cursor.execute(
+            _progression_upsert_sql(connection.vendor, len(rows)),
+            [value for row in rows for value in row],
+        )
 
 
-@lru_cache(maxsize=4)
-def _progression_upsert_sql(vendor: str) -> str:
+@lru_cache(maxsize=16)
+def _progression_upsert_sql(vendor: str, count: int) -> str:
     quote = connection.ops.quote_name
     table = quote(Progression._meta.db_table)
     names = [quote(Progression._meta.get_field(f).column) for f in _PROGRESSION_COLUMNS]
+    row = "(" + ", ".join(["%s"] * len(names)) + ")"
     # NULL-safe "differs": IS DISTINCT FROM (PostgreSQL), IS NOT (SQLite).
     differs = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
     updated = [n for f, n in zip(_PROGRESSION_COLUMNS, names, strict=True) if f not in _KEY]
     compared = [quote(Progression._meta.get_field(f).column) for f in _PROGRESSION_COMPARED]
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([row] * count)} "
         f"ON CONFLICT ({quote('source')}, {quote('external_id')}) DO UPDATE SET "
         + ", ".join(f"{n} = excluded.{n}" for n in updated)
         + " WHERE "
