@@ -91,11 +91,18 @@ class UpsertResult:
     updated: int = 0
     unchanged: int = 0
     changed_keys: list[str] = field(default_factory=list)
+    enrolled: int = 0  # students_upsert: enrollments it made (new students' or not)
+
+    @property
+    def wrote(self) -> bool:
+        """Whether this upsert changed the cohort's data."""
+        return bool(self.created or self.updated or self.enrolled)
 
     def __iadd__(self, other: UpsertResult) -> UpsertResult:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
+        self.enrolled += other.enrolled
         self.changed_keys.extend(other.changed_keys)
         return self
 
@@ -299,6 +306,7 @@ def _students_write(
         ]
         if missing:
             Enrollment.objects.bulk_create(missing, ignore_conflicts=True)
+    result.enrolled = len(missing)
     result.created = len(to_create)
     result.updated = len(to_update)
     result.unchanged = len(by_id) - result.created - result.updated
