@@ -124,6 +124,8 @@ class PullMemo:
     _built: dict[int, tuple[object, object]] = field(default_factory=dict)
     # ((cohort pk, source), external id -> digest of the stored compared values).
     _progressions: tuple[tuple[int, str], dict[str, int]] | None = None
+    # (cohort pk, external id -> the stored assignment, kept as written).
+    _assignment_rows: tuple[int, dict[str, Assignment]] | None = None
 
     def converted[T](self, item: object, convert: Callable[[Any], T]) -> T:
         """`convert(item)`, built once per object for the whole pull."""
@@ -141,10 +143,19 @@ class PullMemo:
             self._progressions = ((cohort.pk, source), progressions_digests(cohort, source))
         return self._progressions[1]
 
+    def assignment_rows_of(self, cohort: Cohort) -> dict[str, Assignment]:
+        """The cohort's stored assignments, read on first use (one query) and kept up to
+        date by `assignments_upsert`."""
+        if self._assignment_rows is None or self._assignment_rows[0] != cohort.pk:
+            rows = {a.external_id: a for a in Assignment.objects.filter(cohort=cohort)}
+            self._assignment_rows = (cohort.pk, rows)
+        return self._assignment_rows[1]
+
     def clear(self) -> None:
         self.students.clear()
         self.assignments.clear()
-        self._progressions = None  # read again: rolled-back writes may be in it
+        # Read again: rolled-back writes may be in them.
+        self._progressions = self._assignment_rows = None
 
 
 def _memo_upsert(
@@ -345,22 +356,36 @@ def assignments_upsert(
     return _memo_upsert(
         by_id,
         memo.assignments if memo is not None else None,
-        lambda todo: _assignments_write(cohort=cohort, by_id=todo, fill_only=fill_only),
+        lambda todo: _assignments_write(
+            cohort=cohort,
+            by_id=todo,
+            fill_only=fill_only,
+            stored=memo.assignment_rows_of(cohort) if memo is not None else None,
+        ),
     )
 
 
 def _assignments_write(
-    *, cohort: Cohort, by_id: dict[str, AssignmentRecord], fill_only: bool
+    *,
+    cohort: Cohort,
+    by_id: dict[str, AssignmentRecord],
+    fill_only: bool,
+    stored: dict[str, Assignment] | None = None,
 ) -> tuple[dict[str, int], UpsertResult]:
+    """`stored`: the cohort's assignments already read (a pull's memo), else read here;
+    kept up to date with what this writes."""
     result = UpsertResult()
     existing: dict[str, Assignment] = {}
-    for chunk in _chunks(list(by_id)):
-        existing.update(
-            {
-                a.external_id: a
-                for a in Assignment.objects.filter(cohort=cohort, external_id__in=chunk)
-            }
-        )
+    if stored is not None:
+        existing.update((ext, stored[ext]) for ext in by_id if ext in stored)
+    else:
+        for chunk in _chunks(list(by_id)):
+            existing.update(
+                {
+                    a.external_id: a
+                    for a in Assignment.objects.filter(cohort=cohort, external_id__in=chunk)
+                }
+            )
     to_create, to_update = [], []
     for ext_id, rec in by_id.items():
         assignment = existing.get(ext_id)
@@ -405,6 +430,8 @@ def _assignments_write(
                 )
         if to_update:
             _rows_update(Assignment, to_update, _ASSIGNMENT_FIELDS)
+    if stored is not None:
+        stored.update(existing)
     result.created = len(to_create)
     result.updated = len(to_update)
     result.unchanged = len(by_id) - result.created - result.updated
