@@ -293,7 +293,9 @@ def _students_write(
                 changed = True
         if changed:
             to_update.append(student)
-    with transaction.atomic():
+    # All or nothing, without a savepoint of its own inside a caller's transaction
+    # (a pull's page has one): two statements less per call.
+    with transaction.atomic(savepoint=False):
         if to_create:
             Student.objects.bulk_create(to_create, batch_size=500, ignore_conflicts=True)
             for chunk in _chunks([s.external_id for s in to_create]):
@@ -418,7 +420,8 @@ def _assignments_write(
                 changed = True
         if changed:
             to_update.append(assignment)
-    with transaction.atomic():
+    # No savepoint of its own (see _students_write).
+    with transaction.atomic(savepoint=False):
         if to_create:
             Assignment.objects.bulk_create(to_create, batch_size=500, ignore_conflicts=True)
             for chunk in _chunks([a.external_id for a in to_create]):
@@ -529,7 +532,8 @@ def progressions_upsert(
     keys = list(incoming)
     size = _batch_size(len(_PROGRESSION_COLUMNS))
     compared = len(_PROGRESSION_COMPARED)
-    with transaction.atomic():
+    # No savepoint of its own (see _students_write).
+    with transaction.atomic(savepoint=False):
         for start in range(0, len(keys), size):
             batch = keys[start : start + size]
             # What is stored for these ids: a digest of the compared values (None: not
