@@ -643,12 +643,27 @@ def _progressions_write(rows: Sequence[tuple]) -> None:
     One multi-row statement, not `executemany`: the sqlite3 module releases the GIL for
     every row it steps, and while the prefetch thread decodes the next page, each of
     those releases made the job's thread wait for the GIL again (11 s of a 30,000-row
-    pull, against 2.3 s of its CPU)."""
+    pull, against 2.3 s of its CPU).
+
+    On SQLite the statement goes to the driver's connection (`connection.connection`, in
+    the same transaction) already in its "?" style: Django's SQLite cursor rewrites
+    "%s" with a regular expression on every call, 0.8 to 1.8 ms for a page's 7 KB
+    statement (a quarter of the pull's own write time). Not seen by Django's query
+    logging (`CaptureQueriesContext`): tests count SQLite's `total_changes` instead."""
+    params = [value for row in rows for value in row]
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        with connection.wrap_database_errors:  # Django's exceptions, as through a cursor
+            connection.connection.execute(_progression_upsert_qmark(len(rows)), params)
+        return
     with connection.cursor() as cursor:
-        cursor.execute(
-            _progression_upsert_sql(connection.vendor, len(rows)),
-            [value for row in rows for value in row],
-        )
+        cursor.execute(_progression_upsert_sql(connection.vendor, len(rows)), params)
+
+
+@lru_cache(maxsize=16)
+def _progression_upsert_qmark(count: int) -> str:
+    """The SQLite statement with the driver's placeholders (no "%" in it otherwise)."""
+    return _progression_upsert_sql("sqlite", count).replace("%s", "?")
 
 
 @lru_cache(maxsize=16)

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from cohorts import services
 from cohorts.changes import snapshot_before, snapshot_take
 from cohorts.models import Assignment, Cohort, Progression, Source, StoredHealth, Student
 from cohorts.services import (
@@ -50,6 +51,21 @@ def cohort_writes(queries) -> list[str]:
         for q in queries
         if WRITES.match(q["sql"]) and any(f'"{t}"' in q["sql"] for t in tables)
     ]
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[list[tuple]]:
+    """The progression rows each write statement sent (on SQLite the statement goes to
+    the driver's connection, past Django's query logging)."""
+    calls: list[list[tuple]] = []
+    real = services._progressions_write
+
+    def spy(rows):
+        calls.append(list(rows))
+        return real(rows)
+
+    monkeypatch.setattr(services, "_progressions_write", spy)
+    return calls
 
 
 @pytest.fixture
@@ -106,19 +122,19 @@ def test_with_a_memo_the_cohorts_rows_are_read_once_and_unchanged_pages_cost_not
         assert (result.created, result.updated, result.unchanged) == (0, 0, 3)
 
 
-def test_with_a_memo_counts_stay_exact_and_only_changed_rows_are_written(world):
+def test_with_a_memo_counts_stay_exact_and_only_changed_rows_are_written(world, sent):
     other = Cohort.objects.create(name="Other", source=Source.OPENCLASS, external_id="other")
     upsert(world, [rec("p0"), rec("p1")], None)
     upsert(world, [rec("p9")], None, cohort=other)
+    sent.clear()
     memo = PullMemo()
-    with CaptureQueriesContext(connection) as queries:
-        result = upsert(world, [rec("p0"), rec("p1", grade=0.9), rec("p9"), rec("new")], memo)
+    result = upsert(world, [rec("p0"), rec("p1", grade=0.9), rec("p9"), rec("new")], memo)
     # p1 changed, p9 moves from the other cohort (read by id: not in this cohort's rows),
     # "new" is created, p0 is left alone.
     assert (result.created, result.updated, result.unchanged) == (1, 2, 1)
     assert result.changed_keys == ["p1", "p9"]
-    writes = [q["sql"] for q in queries if WRITES.match(q["sql"])]
-    assert len(writes) == 1  # one statement for the three rows that differ
+    # One statement for the three rows that differ.
+    assert [[row[-1] for row in rows] for rows in sent] == [["p1", "p9", "new"]]
     assert Progression.objects.get(external_id="p1").grade == 0.9
     assert Progression.objects.get(external_id="p9").cohort == world[0]
     # What this page wrote is what the memo now knows: the same rows again are unchanged.
@@ -206,18 +222,20 @@ def test_an_existing_student_enrolled_in_a_new_cohort_counts_as_a_write(cohort_a
 # --- the pull ---------------------------------------------------------------------------------
 
 
-def test_an_unchanged_rerun_writes_nothing_and_reads_the_progressions_once(openclass):
+def test_an_unchanged_rerun_writes_nothing_and_reads_the_progressions_once(openclass, sent):
     sim = openclass()
     first = pull_run()
     assert first.status == RunStatus.SUCCEEDED, first.message
+    assert sum(len(rows) for rows in sent) == len(sim.progressions(WEB))
     cohort = Cohort.objects.get(pk=first.params["cohort_id"])
     stored = StoredHealth.objects.get(cohort=cohort)
+    sent.clear()
     with CaptureQueriesContext(connection) as queries:
         again = pull_run()
     assert again.status == RunStatus.SUCCEEDED, again.message
     assert again.counts["created"] == again.counts["updated"] == 0
     assert again.counts["unchanged"] == len(sim.progressions(WEB))
-    assert cohort_writes(queries) == []
+    assert sent == [] and cohort_writes(queries) == []
     reads = [q for q in queries if re.match(r"^\s*SELECT", q["sql"], re.IGNORECASE)]
     assert len([q for q in reads if 'FROM "cohorts_progression"' in q["sql"]]) == 1
     # The cohort's data did not change: its stored health stays valid, as it was.
@@ -230,16 +248,16 @@ def test_an_unchanged_rerun_writes_nothing_and_reads_the_progressions_once(openc
     assert summary.message == "no change"
 
 
-def test_a_rerun_that_changes_one_grade_marks_the_cohort_changed(openclass):
+def test_a_rerun_that_changes_one_grade_marks_the_cohort_changed(openclass, sent):
     sim = openclass()
     first = pull_run()
     cohort = Cohort.objects.get(pk=first.params["cohort_id"])
     target = next(p for p in sim.progressions(WEB) if p.grade is not None)
     sim.set_grade(target.id, 0.11)
-    with CaptureQueriesContext(connection) as queries:
-        again = pull_run()
+    sent.clear()
+    again = pull_run()
     assert (again.counts["updated"], again.counts["created"]) == (1, 0)
-    assert [q for q in cohort_writes(queries) if "cohorts_progression" in q] != []
+    assert [[row[-1] for row in rows] for rows in sent] == [[target.id]]
     after = Cohort.objects.get(pk=cohort.pk)
     assert after.data_version > cohort.data_version
     assert StoredHealth.objects.get(cohort=cohort).data_version == after.data_version
@@ -292,3 +310,18 @@ def test_the_simulator_serves_a_time_changed_in_place(openclass):
     progression.broken = True
     assert "id" not in sim._render(progression, sim_class)["user"]
     assert "id" in sim.users[progression.user_id]  # the stored user is left whole
+
+
+def test_a_write_that_breaks_a_constraint_raises_djangos_error(world):
+    from django.db import IntegrityError
+
+    cohort_a, student_ids, assignment_ids = world
+    with pytest.raises(IntegrityError), transaction.atomic():
+        progressions_upsert(
+            cohort=cohort_a,
+            source=None,  # NOT NULL
+            records=[rec("p1")],
+            student_ids=student_ids,
+            assignment_ids=assignment_ids,
+        )
+    assert not Progression.objects.filter(external_id="p1").exists()
