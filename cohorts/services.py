@@ -4,12 +4,13 @@ A pull hands over one page of plain records at a time; each call writes that pag
 transaction with bulk statements, and reports what it created, updated and left alone, so
 a re-run over unchanged data writes nothing.
 
-Progressions, the bulk of every pull, are written without model instances: one read of
-which of the page's ids are stored, then `INSERT ... ON CONFLICT (source, external_id) DO
-UPDATE ... WHERE <a column differs> RETURNING external_id`, so the database compares, writes
-only the rows that changed and says which it wrote (SQLite 3.35+ and PostgreSQL alike). A
-pull that writes many pages passes a `PullMemo`: students and assignments it already wrote
-with the same record are not read or written again on later pages.
+Progressions, the bulk of every pull, are written without model instances: each row is
+compared with what is stored (as the database stores it), and only the new and changed
+rows are sent, in one `INSERT ... ON CONFLICT (source, external_id) DO UPDATE ... WHERE <a
+column differs>` (SQLite 3.35+ and PostgreSQL alike); the counts come from the comparison.
+A pull that writes many pages passes a `PullMemo`: the cohort's stored progressions and
+assignments are read once for the whole pull, and students and assignments it already
+wrote with the same record are not read or written again on later pages.
 """
 
 from __future__ import annotations
