@@ -197,3 +197,46 @@ def test_no_transaction_is_open_while_the_pull_waits_for_canvas(canvas, small_pa
     assert len(depths) > 3
     # As deep as before the first write (the test's own transaction): nothing of the pull.
     assert set(depths) == {depths[0]}
+
+
+def test_an_unchanged_rerun_keeps_the_stored_health_and_reads_the_progressions_once(
+    canvas, small_pages
+):
+    import re
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from cohorts.models import StoredHealth
+
+    canvas()
+    first = pull(BIOLOGY)
+    cohort = Cohort.objects.get(pk=first.params["cohort_id"])
+    stored = StoredHealth.objects.get(cohort=cohort)
+    with CaptureQueriesContext(connection) as queries:
+        again = pull(BIOLOGY, full_refresh=True)
+    assert again.status == RunStatus.SUCCEEDED, again.message
+    assert again.counts["created"] == again.counts["updated"] == 0
+    reads = [
+        q["sql"]
+        for q in queries
+        if re.match(r"^\s*SELECT", q["sql"], re.IGNORECASE)
+        and 'FROM "cohorts_progression"' in q["sql"]
+    ]
+    assert len(reads) == 1  # the cohort's stored rows, once for the whole pull
+    assert Cohort.objects.get(pk=cohort.pk).data_version == cohort.data_version
+    row = StoredHealth.objects.get(cohort=cohort)
+    assert (row.data_version, row.computed_at) == (stored.data_version, stored.computed_at)
+    assert again.items.get(outcome="change", key="summary").message == "no change"
+
+
+def test_a_rerun_that_changes_one_grade_marks_the_cohort_changed(canvas):
+    sim = canvas()
+    first = pull(BIOLOGY)
+    cohort = Cohort.objects.get(pk=first.params["cohort_id"])
+    student = sim.active_students(BIOLOGY)[0]
+    quiz = next(a for a in sim.course(BIOLOGY).assignments if a.quiz_id)
+    sim.set_score(BIOLOGY, quiz.id, student, 3.0)
+    again = pull(BIOLOGY, full_refresh=True)
+    assert again.counts["updated"] == 1
+    assert Cohort.objects.get(pk=cohort.pk).data_version > cohort.data_version

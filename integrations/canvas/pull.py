@@ -38,6 +38,7 @@ from django.utils import timezone
 from cohorts.models import Assignment, Cohort, Source, Student
 from cohorts.services import (
     ProgressionRecord,
+    PullMemo,
     assignments_upsert,
     cohort_get_or_create,
     cohort_mark_synced,
@@ -537,6 +538,9 @@ class _CourseWriter:
         self.served = 0
         self.details_written = self.left = self.returned = 0
         self.cohort_id: int | None = None
+        self.wrote = False  # whether anything of the cohort's data changed
+        # The cohort's stored progressions, read once for the whole pull (not per page).
+        self._memo = PullMemo()
         self.waited = 0.0  # streamed: seconds waiting for Canvas's next page
         # Progression ids this pull wrote, when its read may list a pair twice.
         self._seen: set[str] | None = None
@@ -556,8 +560,12 @@ class _CourseWriter:
         # What the pull changed goes on the run (docs/notifications.md), as for OpenClass.
         snapshot = StageClock()
         try:
+            # A pull that wrote nothing leaves the stored health valid (after = before).
             with cohort_changes_recorded(
-                self.tracker, cohort, timing=lambda: snapshot.stage("snapshot")
+                self.tracker,
+                cohort,
+                timing=lambda: snapshot.stage("snapshot"),
+                wrote=lambda: self.wrote,
             ):
                 self._write(cohort, pages)
         finally:
@@ -572,17 +580,20 @@ class _CourseWriter:
                 cohort=cohort, source=Source.CANVAS, records=self.students.records
             )
             _add(self.totals, result)
+            self.wrote = self.wrote or result.wrote
             details = {
                 student_ids[u]: d for u, d in self.students.details.items() if u in student_ids
             }
             # Scores and last activity, per enrollment: counted apart from the records.
             self.details_written = enrollment_details_update(cohort=cohort, details=details)
+            self.wrote = self.wrote or bool(self.details_written)
             assignment_ids: dict[str, int] = {}
             if self.assignments is not None:
                 assignment_ids, result = assignments_upsert(
                     cohort=cohort, records=self.assignments.records
                 )
                 _add(self.totals, result)
+                self.wrote = self.wrote or result.wrote
         if self.assignments is not None:
             keys = set(student_ids)
             pending: list[ProgressionRecord] = []
@@ -599,6 +610,7 @@ class _CourseWriter:
                 self._after_page()
             self._progressions(cohort, pending, student_ids, assignment_ids)
         self.left, self.returned = _reconcile(cohort, set(student_ids.values()))
+        self.wrote = self.wrote or bool(self.left or self.returned)
 
     def _progressions(self, cohort, records, student_ids, assignment_ids) -> None:
         """Upsert these records (their own savepoint), counted as in one write of the whole
@@ -624,7 +636,9 @@ class _CourseWriter:
                     records=batch,
                     student_ids=student_ids,
                     assignment_ids=assignment_ids,
+                    memo=self._memo,
                 )
+                self.wrote = self.wrote or result.wrote
                 if counted:
                     _add(self.totals, result)
 
