@@ -175,3 +175,31 @@ def test_a_missing_setting_is_named(settings, missing):
     setattr(settings, missing, "  ")
     with pytest.raises(ConfigError, match=missing):
         TitanClient.from_settings()
+
+
+@responses.activate
+def test_users_fields_are_read_as_text_whatever_json_type_titan_sends(client):
+    odd = [
+        {"id": 1, "external_id": 900, "first_name": None, "last_name": 0, "email": "a@d.test"},
+        {"id": 2, "external_id": " 000901 ", "first_name": "Ada", "active": 0},
+        {"id": 3, "external_id": None, "first_name": 7, "last_name": "L", "active": "yes"},
+        {"id": True, "external_id": "x"},  # a bool is an int to JSON readers: kept as before
+    ]
+    responses.get(f"{BASE}/api/v1/users", json={"data": odd, "meta": {"total_pages": 1}})
+    got = [
+        (u.id, u.external_id, u.first_name, u.last_name, u.email, u.active) for u in client.users()
+    ]
+    assert got == [
+        (1, "900", "", "", "a@d.test", True),
+        (2, "000901", "Ada", "", "", False),
+        (3, "", "7", "L", "", True),
+        (True, "x", "", "", "", True),
+    ]
+
+
+@pytest.mark.parametrize("bad", [[1], "user", {"id": "5"}, {"external_id": "x"}, {"id": 1.0}])
+@responses.activate
+def test_a_user_without_a_numeric_id_is_malformed(client, bad):
+    responses.get(f"{BASE}/api/v1/users", json={"data": [bad], "meta": {"total_pages": 1}})
+    with pytest.raises(MalformedResponse, match="without a numeric id"):
+        client.users()

@@ -480,3 +480,34 @@ def test_ambiguous_titan_names_must_be_written_exactly():
     assert [(r.row, r.site_name) for r in roster.rows] == [(3, "NORTH HIGH")]
     [problem] = roster.problems
     assert "matches several Titan sites" in problem.message
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        "ada", "Ada.Lovelace", "a+b", "o'neil", "x_y-z", "{a}|~", "a.b.c",  # dot-atoms
+        "", ".ada", "ada.", "a..b", "a b", "a@b", "a(b)", "a,b", "a\\b", "a\tb",
+        '"quoted name"', '"a\\"b"', '"unclosed',  # quoted strings, good and bad
+        "\u017fam", "\u212aelvin", "\u0131d", "caf\u00e9", "\u00e9",  # outside ASCII
+    ],
+)  # fmt: skip
+def test_the_emails_fast_path_agrees_with_djangos_validator(local):
+    from django.core.exceptions import ValidationError
+    from django.core.validators import EmailValidator
+
+    from integrations.rosters import CellError
+    from integrations.titan.roster import _email
+
+    value = f"{local}@example.org"
+    try:
+        EmailValidator(allowlist=[])(value)
+        django_ok = True
+    except ValidationError:
+        django_ok = False
+    try:
+        ours = _email(value)
+    except CellError:
+        ours = None
+    assert (ours is not None) == django_ok
+    if ours is not None:
+        assert ours == value

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from integrations.titan.gcpause import gc_paused
 from integrations.titan.plan import Limits, guardrail_check, plan_compute
 from integrations.titan.records import TitanSite, TitanState, TitanUser
 
@@ -97,13 +98,14 @@ def bench_plan(path: Path, state: TitanState) -> dict[str, Any]:
         timings[name] = (time.perf_counter() - wall, time.process_time() - cpu)
         return result
 
-    roster = timed(
-        "read_and_validate",
-        lambda: titan_roster_read(
-            path, sites=[s.name for s in state.sites], roles=list(state.roles)
-        ),
-    )
-    plan = timed("plan", lambda: plan_compute(state, roster.rows))
+    with gc_paused():  # as the sync reads and plans
+        roster = timed(
+            "read_and_validate",
+            lambda: titan_roster_read(
+                path, sites=[s.name for s in state.sites], roles=list(state.roles)
+            ),
+        )
+        plan = timed("plan", lambda: plan_compute(state, roster.rows))
     verdict = timed(
         "guardrail", lambda: guardrail_check(plan, Limits(max_removals=25, max_percent=10))
     )

@@ -131,18 +131,28 @@ def _page_meta(data: Any, what: str) -> tuple[list[Any], int]:
     return data["data"], total
 
 
+def _text(value: Any) -> str:
+    """A text field as `str(value or "")` gives it; a string (nearly always) as it is."""
+    return value if type(value) is str else str(value or "")
+
+
 def _user(raw: Any) -> TitanUser:
-    if not isinstance(raw, dict) or not isinstance(raw.get("id"), int):
+    # Called once per user (100,000 on a large district): each field read once, strings
+    # kept as they are.
+    if type(raw) is not dict:
         raise MalformedResponse(f"{VENDOR}: a user without a numeric id")
-    ext = raw.get("external_id")
+    get = raw.get
+    user_id, ext, active = get("id"), get("external_id"), get("active", True)
+    if not isinstance(user_id, int):
+        raise MalformedResponse(f"{VENDOR}: a user without a numeric id")
     return TitanUser(
-        id=raw["id"],
+        user_id,
         # Ids are text: "000900" stays "000900" (a number would lose the zeros).
-        external_id="" if ext is None else str(ext).strip(),
-        first_name=str(raw.get("first_name") or ""),
-        last_name=str(raw.get("last_name") or ""),
-        email=str(raw.get("email") or ""),
-        active=bool(raw.get("active", True)),
+        "" if ext is None else (ext if type(ext) is str else str(ext)).strip(),
+        _text(get("first_name")),
+        _text(get("last_name")),
+        _text(get("email")),
+        active if type(active) is bool else bool(active),
     )
 
 

@@ -111,18 +111,24 @@ def plan_compute(
     protected_ids = set(protected)
 
     # The file, folded per user: fields from the user's rows, and per site the roles.
+    # (A roster holds few distinct site cells and role cells: each is resolved once.)
     wanted_fields: dict[str, tuple[str, str, str]] = {}
     wanted_sites: dict[str, dict[int, tuple[str, ...]]] = defaultdict(dict)
     rows_read = 0
     canonical_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+    site_cache: dict[str, int | None] = {}
     for row in rows:
         rows_read += 1
         ext = row.external_id
-        wanted_fields.setdefault(
-            ext, (row.first_name.strip(), row.last_name.strip(), row.email.strip())
-        )
-        site = site_by_key.get(_key(row.site_name))
-        if site is None:  # the roster reader refuses these rows; never guess
+        if ext not in wanted_fields:
+            wanted_fields[ext] = (row.first_name.strip(), row.last_name.strip(), row.email.strip())
+        cell = row.site_name
+        try:
+            site_id = site_cache[cell]
+        except KeyError:
+            site = site_by_key.get(_key(cell))
+            site_id = site_cache[cell] = None if site is None else site.id
+        if site_id is None:  # the roster reader refuses these rows; never guess
             protected_ids.add(ext)
             continue
         cell = tuple(row.roles)
@@ -130,8 +136,8 @@ def plan_compute(
         if canonical is None:
             canonical = canonical_cache[cell] = _canonical_roles(cell, role_by_key)
         user_sites = wanted_sites[ext]
-        known = user_sites.get(site.id)
-        user_sites[site.id] = canonical if known is None else tuple(sorted({*known, *canonical}))
+        known = user_sites.get(site_id)
+        user_sites[site_id] = canonical if known is None else tuple(sorted({*known, *canonical}))
 
     users_by_ext = {u.external_id: u for u in state.users if u.external_id}
     site_names = {s.id: s.name for s in state.sites}
@@ -143,8 +149,11 @@ def plan_compute(
 
     ops: list[dict[str, Any]] = []
     unchanged = 0
+    no_sites: dict[int, Any] = {}
     for ext, (first, last, email) in wanted_fields.items():
-        if ext in protected_ids and ext not in wanted_sites:
+        protected_user = ext in protected_ids
+        wanted = wanted_sites.get(ext, no_sites)
+        if protected_user and wanted is no_sites:
             continue  # every row of this user has a problem: nothing to do for them
         user = users_by_ext.get(ext)
         touched = False
@@ -162,14 +171,18 @@ def plan_compute(
             touched = True
         else:
             user_id = user.id
-            have = current.get(user.id, {})
-            changes = {}
-            for name, new in zip(USER_FIELDS, (first, last, email), strict=True):
-                old = getattr(user, name)
-                same = old.casefold() == new.casefold() if name == "email" else old == new
-                if not same:
-                    changes[name] = [old, new]
-            if changes:
+            have = current.get(user_id, no_sites)
+            if not (
+                user.first_name == first
+                and user.last_name == last
+                and (user.email == email or user.email.casefold() == email.casefold())
+            ):
+                changes = {}
+                for name, new in zip(USER_FIELDS, (first, last, email), strict=True):
+                    old = getattr(user, name)
+                    same = old.casefold() == new.casefold() if name == "email" else old == new
+                    if not same:
+                        changes[name] = [old, new]
                 touched = True
                 ops.append(
                     {
@@ -180,10 +193,12 @@ def plan_compute(
                         "changes": changes,
                     }
                 )
-        wanted = wanted_sites.get(ext, {})
         for site_id, roles in wanted.items():
             before = have.get(site_id)
-            if before is not None and role_set(before) == role_set(roles):
+            if before is not None and (
+                # Titan's list as the file spells it (nearly always), else compared as sets
+                tuple(before) == roles or role_set(before) == role_set(roles)
+            ):
                 continue
             touched = True
             base = {
@@ -199,11 +214,11 @@ def plan_compute(
                 ops.append(
                     {"op": ROLES, "id": f"{ROLES}:{ext}:{site_id}", **base, "before": list(before)}
                 )
-        if user is not None and ext not in protected_ids:
+        if user is not None and not protected_user:
             for site_id, before in have.items():
                 if site_id not in wanted:
                     touched = True
-                    ops.append(_remove(ext, user.id, site_id, site_names[site_id], before))
+                    ops.append(_remove(ext, user_id, site_id, site_names[site_id], before))
         if not touched:
             unchanged += 1
 

@@ -4,10 +4,13 @@ client that reads them, the planner that compares them and the job that applies 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class TitanUser:
+class TitanUser(NamedTuple):
+    """Immutable. A named tuple rather than a frozen dataclass: a state holds 100,000 of
+    them, built in a quarter of the time (issue 11)."""
+
     id: int
     external_id: str
     first_name: str

@@ -195,9 +195,31 @@ def _email_domain_ok(domain: str) -> bool:
     return bool(_email_validator.validate_domain_part(domain))
 
 
+# The local part's dot-atom in plain ASCII (the pattern's first branch, whose IGNORECASE
+# makes it slow: 5 us a value): atoms of these characters joined by single dots. Anything
+# else (a quoted local part, a character outside ASCII) goes to Django's pattern itself.
+_ATEXT_AND_DOT = (
+    "-!#$%&'*+/=?^_`{}|~0123456789.ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+
+
 def _email(value: str) -> str:
     local, at, domain = value.rpartition("@")
-    if not at or len(value) > 320 or not _EMAIL_USER.match(local) or not _email_domain_ok(domain):
+    if (
+        not at
+        or len(value) > 320
+        or not (
+            (
+                local
+                and not local.strip(_ATEXT_AND_DOT)
+                and local[0] != "."
+                and local[-1] != "."
+                and ".." not in local
+            )
+            or _EMAIL_USER.match(local)
+        )
+        or not _email_domain_ok(domain)
+    ):
         raise CellError(f'"{value}" is not a valid email address.')
     return f"{local}@{domain.lower()}"
 

@@ -40,6 +40,7 @@ from integrations.jobs import HeldByGuardrail, InvalidInput
 from integrations.models import RosterUpload, TitanSiteLimit
 from integrations.rosters import roster_store_path, roster_stored
 from integrations.titan.client import DuplicateExternalId, TitanClient
+from integrations.titan.gcpause import gc_paused
 from integrations.titan.plan import (
     ADD,
     CREATE,
@@ -258,22 +259,26 @@ def _plan(
     run.items.all().delete()
     run.counts = {}
     limits = titan_limits()
-    with tracker.stage("read", unit="pages"):
-        state, roster = _read_state_and_roster(tracker, client, upload)
     header: dict[str, Any] | None = None
     rows_read, last_row = 0, 1
-    if roster is None:
-        assert original is not None
-        with tracker.stage("plan"):
-            plan = undo_plan(_applied_items(original), state)
-    else:
-        with tracker.stage("validate", unit="rows"):
-            header = roster.header.as_dict()
-            protected = _record_problems(tracker, roster)
-            rows_read = roster.counts["rows"]
-            last_row = max([1, *(r.row for r in roster.rows), *(p.row for p in roster.problems)])
-        with tracker.stage("plan"):
-            plan = plan_compute(state, roster.rows, protected=protected)
+    # Nothing read or planned here forms a cycle: the collector's walks are pure cost.
+    with gc_paused():
+        with tracker.stage("read", unit="pages"):
+            state, roster = _read_state_and_roster(tracker, client, upload)
+        if roster is None:
+            assert original is not None
+            with tracker.stage("plan"):
+                plan = undo_plan(_applied_items(original), state)
+        else:
+            with tracker.stage("validate", unit="rows"):
+                header = roster.header.as_dict()
+                protected = _record_problems(tracker, roster)
+                rows_read = roster.counts["rows"]
+                last_row = max(
+                    [1, *(r.row for r in roster.rows), *(p.row for p in roster.problems)]
+                )
+            with tracker.stage("plan"):
+                plan = plan_compute(state, roster.rows, protected=protected)
     verdict = guardrail_check(plan, limits)
     plan_save(plan)
     for kind, key in PLANNED.items():
