@@ -223,10 +223,14 @@ def snapshot_take(cohort, *, now: datetime | None = None) -> Snapshot:
 
 def snapshot_before(cohort, *, now: datetime | None = None) -> Snapshot:
     """A pull's "before": the cohort's stored health while it is valid (one query, no
-    rows read), else computed now and stored (the pages serve it too)."""
+    rows read), else computed now and stored (the pages serve it too); an empty cohort's
+    without computing anything."""
     now = now or timezone.now()
     found = health_store.stored_pairs(cohort, now=now)
     if found is None:
+        if not (cohort.enrollments.exists() or cohort.assignments.exists()):
+            # Nothing in it yet (a first pull): the empty snapshot, no pandas, no charts.
+            return Snapshot(cohort.pk, cohort.name, {}, frozenset(), {}, {}, {}, at=now)
         health = health_store.health_refresh(cohort, now=now).health
         found = health, health_store.pairs_of(health)
     return snapshot_from_health(*found, cohort_id=cohort.pk, cohort_name=cohort.name)

@@ -12,10 +12,10 @@ shown as "as of HH:MM"): the stored figures ARE a live computation, restored exa
 next request that needs it, when:
 
 - the cohort's data changed: `Cohort.data_version` moved. It is bumped at the end of every
-  pull (`integrations.changes.cohort_changes_recorded`, whatever the pull wrote, a failed
-  pull included), by every single-object save of a student, enrollment, assignment or
-  progression, or delete of a student, enrollment or assignment (the Django admin, the
-  shell: the receivers below), and by
+  pull (`integrations.changes.cohort_changes_recorded`, a failed pull included; not after
+  a pull that ended without an error and says it wrote nothing), by every single-object
+  save of a student, enrollment, assignment or progression, or delete of a student,
+  enrollment or assignment (the Django admin, the shell: the receivers below), and by
   `cohort_data_changed` for any other writer;
 - its inputs changed: thresholds, course dates, source, time zone, or this code's or
   pandas' version (all in `key`);

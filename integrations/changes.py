@@ -9,7 +9,9 @@ change the cohort), and adds one `change` run item per change plus one `summary`
 cohort (`reports.changes` renders them in the report email and on the run page). Both
 snapshots are as of the same moment. At the end it marks the cohort's data changed
 (`cohorts.health_store.cohort_data_changed`) and stores the health the pages then serve,
-whether recording worked or not. Recording never fails the pull: an error here is logged.
+whether recording worked or not. A pull that can tell it wrote nothing (`wrote`, asked
+only when it ended without an error) leaves both alone: the after is the before.
+Recording never fails the pull: an error here is logged.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ def cohort_changes_recorded(
     cohort: Cohort,
     *,
     timing: Callable[[], AbstractContextManager] | None = None,
+    wrote: Callable[[], bool] | None = None,
 ) -> Iterator[None]:
+    """`wrote`, if given, says at the end whether the pull wrote anything: when it did
+    not, the cohort is left as it was (its stored health valid) and the "after" is the
+    "before" (no rows read again; the summary still says "no change")."""
     clock = timing or nullcontext
     before = None
     try:
@@ -49,19 +55,27 @@ def cohort_changes_recorded(
         logger.exception(
             "run %s: could not snapshot cohort %s before the pull", tracker.run.pk, cohort.pk
         )
+    unchanged = False
     try:
         yield
+        unchanged = wrote is not None and not wrote()  # never after an error
     finally:
-        try:
-            # The pull's end: whatever it wrote, the stored health is stale from here.
-            cohort_data_changed(cohort.pk)
-        except Exception:
-            logger.exception("run %s: could not mark cohort %s changed", tracker.run.pk, cohort.pk)
+        if not unchanged:
+            try:
+                # The pull's end: whatever it wrote, the stored health is stale from here.
+                cohort_data_changed(cohort.pk)
+            except Exception:
+                logger.exception(
+                    "run %s: could not mark cohort %s changed", tracker.run.pk, cohort.pk
+                )
         try:
             with clock():
-                # What the stored health is keyed on, as the pull left it.
-                cohort.refresh_from_db(fields=HEALTH_INPUTS)
-                after = snapshot_after(cohort, at=before.at if before is not None else None)
+                if unchanged:
+                    after = before  # the same rows, as of the same moment
+                else:
+                    # What the stored health is keyed on, as the pull left it.
+                    cohort.refresh_from_db(fields=HEALTH_INPUTS)
+                    after = snapshot_after(cohort, at=before.at if before is not None else None)
                 if before is not None:
                     changes_record(tracker, changes_between(before, after))
         except Exception:

@@ -24,6 +24,7 @@ from cohorts.services import (
     ProgressionRecord,
     PullMemo,
     StudentRecord,
+    UpsertResult,
     assignments_upsert,
     cohort_get_or_create,
     cohort_mark_synced,
@@ -100,6 +101,20 @@ def openclass_run_for_cohort(*, cohort_id: int, triggered_by: str, user=None) ->
     return run if created else None
 
 
+class _Wrote:
+    """Whether the pull wrote anything to the cohort (an unchanged re-run writes nothing:
+    then its stored health stays valid and the change report reads no rows)."""
+
+    def __init__(self) -> None:
+        self.any = False
+
+    def add(self, *results: UpsertResult) -> None:
+        self.any = self.any or any(r.wrote for r in results)
+
+    def __bool__(self) -> bool:
+        return self.any
+
+
 class _StoreClock:
     """Seconds spent on the database (writes, snapshots), so the fetch stage's timing
     counts only the vendor's time."""
@@ -142,6 +157,7 @@ def openclass_pull_job(tracker: RunTracker) -> None:
     for key in COUNT_KEYS:
         tracker.set_count(key, 0)
     store, snapshot = _StoreClock(), _StoreClock()
+    wrote = _Wrote()
     try:
         with tracker.stage("fetch", unit="pages"):
             detail = client.class_detail(class_id)
@@ -150,10 +166,15 @@ def openclass_pull_job(tracker: RunTracker) -> None:
                 tracker.run.params["cohort_id"] = cohort.pk
             # What the pull changed goes on the run (docs/notifications.md); its two
             # health snapshots are booked as "snapshot" time.
-            with cohort_changes_recorded(tracker, cohort, timing=snapshot.timing):
+            with cohort_changes_recorded(
+                tracker, cohort, timing=snapshot.timing, wrote=wrote.__bool__
+            ):
                 with store.timing():
-                    assignments_upsert(cohort=cohort, records=_curriculum_records(detail))
-                _pages_pull(tracker, client, cohort, detail, page_size, store)
+                    _, curriculum = assignments_upsert(
+                        cohort=cohort, records=_curriculum_records(detail)
+                    )
+                wrote.add(curriculum)
+                _pages_pull(tracker, client, cohort, detail, page_size, store, wrote)
     finally:
         # Writes and snapshots ran inside the fetch stage; book them apart, so the timings
         # say whether the vendor or the database took the time (a failed run included).
@@ -187,6 +208,7 @@ def _pages_pull(
     detail: ClassDetail,
     page_size: int,
     store: _StoreClock,
+    wrote: _Wrote,
 ) -> None:
     """Fetch and store one page at a time; only the id sets for the counts are kept.
 
@@ -209,7 +231,7 @@ def _pages_pull(
                 with store.timing():
                     batch.begin()
                     _progress_total(tracker, page)
-                    seen_pks.update(_page_store(tracker, cohort, page, memo))
+                    seen_pks.update(_page_store(tracker, cohort, page, memo, wrote))
                     batch.page_done(next_ready=pages.ready())
                 skipped_any = skipped_any or bool(page.invalid)
                 more_promised = page.can_load_more
@@ -235,6 +257,7 @@ def _pages_pull(
     if not skipped_any and not more_promised:
         with store.timing():
             changed = enrollments_reconcile(cohort=cohort, seen_student_ids=seen_pks)
+        wrote.any = wrote.any or bool(changed.left or changed.returned)
         # Only when something changed, so a steady class keeps its usual counts.
         for key, n in (("left", changed.left), ("returned", changed.returned)):
             if n:
@@ -319,7 +342,7 @@ def _progress_total(tracker: RunTracker, page: ProgressionPage) -> None:
 
 
 def _page_store(
-    tracker: RunTracker, cohort: Cohort, page: ProgressionPage, memo: PullMemo
+    tracker: RunTracker, cohort: Cohort, page: ProgressionPage, memo: PullMemo, wrote: _Wrote
 ) -> set[int]:
     """Write one page in one transaction and record what it did; returns the pks of the
     students it saw."""
@@ -359,10 +382,12 @@ def _page_store(
                 records=progressions,
                 student_ids=student_ids,
                 assignment_ids=assignment_ids,
+                memo=memo,
             )
     except BaseException:
         memo.clear()  # it may hold what this page's rolled-back writes claimed
         raise
+    wrote.add(student_result, assignment_result, result)
     counts = {
         "fetched": page.fetched,
         "created": result.created,
