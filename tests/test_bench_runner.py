@@ -114,3 +114,19 @@ def test_the_machine_facts_never_show_a_service_url(monkeypatch):
     assert "s3cret" not in str(facts)
     assert facts["PostgreSQL"].startswith("not reachable")
     assert facts["Redis"].startswith("not reachable")
+
+
+def test_the_apex_case_notes_say_where_the_time_went():
+    from bench.cases.jobs import _apex_stages_note
+
+    got = {
+        "stage_timings": {"validate": 0.5, "authenticate": 0.02, "enroll": 6.0},
+        "bare_client_seconds": 5.0,
+        "cpu_seconds": 4.2,
+    }
+    assert _apex_stages_note(got) == (
+        "; stages: validate 0.50 s before the first request, enroll 6.00 s "
+        "(1.20x the bare client), job CPU 4.2 s"
+    )
+    assert "bare client" not in _apex_stages_note({**got, "bare_client_seconds": None})
+    assert _apex_stages_note({"stage_timings": {}}) == ""

@@ -167,6 +167,21 @@ def _bare_posts(url: str, count: int) -> float:
     return round(time.perf_counter() - began, 3)
 
 
+def _apex_stages_note(got: dict) -> str:
+    """Where the job's time went, from its own stage timings: the whole file is read and
+    validated before the first request (a later row can void an earlier one), then the
+    requests; compared with the bare client's requests when there is one."""
+    stages = got.get("stage_timings") or {}
+    validate, enroll = stages.get("validate"), stages.get("enroll")
+    if validate is None or enroll is None:
+        return ""
+    note = f"; stages: validate {validate:.2f} s before the first request, enroll {enroll:.2f} s"
+    bare = got.get("bare_client_seconds")
+    if bare:
+        note += f" ({enroll / bare:.2f}x the bare client)"
+    return note + f", job CPU {got['cpu_seconds']} s"
+
+
 def apex_enroll(size: str) -> list[Result]:
     rows = SIZES[size]
     _migrate()
@@ -216,6 +231,7 @@ def apex_enroll(size: str) -> list[Result]:
                         if got.get("bare_client_seconds")
                         else ""
                     )
+                    + _apex_stages_note(got)
                 ),
                 extra=got,
             )
