@@ -10,6 +10,7 @@ from cohorts.models import Cohort, Source
 from integrations.apex.simulator import build as build_apex
 from integrations.openclass.simulator import build as build_openclass
 from integrations.simulator import serve
+from tests.upsert_world import world  # noqa: F401 - the upsert tests' fixture
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ PostgreSQL run, on PostgreSQL."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection, transaction
@@ -18,7 +18,6 @@ from cohorts.changes import snapshot_before, snapshot_take
 from cohorts.models import Assignment, Cohort, Progression, Source, StoredHealth, Student
 from cohorts.services import (
     AssignmentRecord,
-    ProgressionRecord,
     PullMemo,
     StudentRecord,
     assignments_upsert,
@@ -29,10 +28,10 @@ from integrations.jobs import job_execute
 from integrations.openclass.pull import openclass_run_create
 from integrations.openclass.simulator import WEB
 from reports.models import Run, RunStatus
+from tests.upsert_world import rec
 
 pytestmark = pytest.mark.django_db
 
-T0 = datetime(2026, 3, 1, 9, 30, 15, 781000, tzinfo=UTC)
 COHORT_TABLES = ("cohorts_progression", "cohorts_student", "cohorts_assignment")
 WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
@@ -66,32 +65,6 @@ def sent(monkeypatch) -> list[list[tuple]]:
 
     monkeypatch.setattr(services, "_progressions_write", spy)
     return calls
-
-
-@pytest.fixture
-def world(cohort_a):
-    student_ids, _ = students_upsert(
-        cohort=cohort_a,
-        source=Source.OPENCLASS,
-        records=[StudentRecord("s1", "Ada", "L", "ada@x.edu"), StudentRecord("s2", "Bo")],
-    )
-    assignment_ids, _ = assignments_upsert(
-        cohort=cohort_a, records=[AssignmentRecord("a1", name="Intro"), AssignmentRecord("a2")]
-    )
-    return cohort_a, student_ids, assignment_ids
-
-
-def rec(ext: str, **kw) -> ProgressionRecord:
-    values = {
-        "student_external_id": "s1",
-        "assignment_external_id": "a1",
-        "grade": 0.5,
-        "started_at": T0,
-        "completed_at": T0 + timedelta(hours=2),
-        "reviewed_at": None,
-    }
-    values.update(kw)
-    return ProgressionRecord(external_id=ext, **values)
 
 
 def upsert(world, records, memo, *, cohort=None):

@@ -14,43 +14,15 @@ from cohorts import services
 from cohorts.models import Assignment, Cohort, Enrollment, Progression, Source, Student
 from cohorts.services import (
     AssignmentRecord,
-    ProgressionRecord,
     PullMemo,
     StudentRecord,
     assignments_upsert,
     progressions_upsert,
     students_upsert,
 )
+from tests.upsert_world import T0, rec
 
 pytestmark = pytest.mark.django_db
-
-T0 = datetime(2026, 3, 1, 9, 30, 15, 781000, tzinfo=UTC)
-
-
-@pytest.fixture
-def world(cohort_a):
-    student_ids, _ = students_upsert(
-        cohort=cohort_a,
-        source=Source.OPENCLASS,
-        records=[StudentRecord("s1", "Ada", "L", "ada@x.edu"), StudentRecord("s2", "Bo")],
-    )
-    assignment_ids, _ = assignments_upsert(
-        cohort=cohort_a, records=[AssignmentRecord("a1", name="Intro"), AssignmentRecord("a2")]
-    )
-    return cohort_a, student_ids, assignment_ids
-
-
-def rec(ext: str, **kw) -> ProgressionRecord:
-    values = {
-        "student_external_id": "s1",
-        "assignment_external_id": "a1",
-        "grade": 0.5,
-        "started_at": T0,
-        "completed_at": T0 + timedelta(hours=2),
-        "reviewed_at": None,
-    }
-    values.update(kw)
-    return ProgressionRecord(external_id=ext, **values)
 
 
 def upsert(world, records, *, now=None, cohort=None):
