@@ -705,7 +705,7 @@ def enrollment_details_update(*, cohort: Cohort, details: dict[int, EnrollmentDe
                 setattr(enrollment, f, getattr(detail, f))
             changed.append(enrollment)
     if changed:
-        Enrollment.objects.bulk_update(changed, list(fields), batch_size=500)
+        _rows_update(Enrollment, changed, fields)
     return len(changed)
 
 

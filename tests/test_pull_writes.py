@@ -7,7 +7,7 @@ PostgreSQL run, on PostgreSQL."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -15,9 +15,18 @@ from django.test.utils import CaptureQueriesContext
 
 from cohorts import services
 from cohorts.changes import snapshot_before, snapshot_take
-from cohorts.models import Assignment, Cohort, Progression, Source, StoredHealth, Student
+from cohorts.models import (
+    Assignment,
+    Cohort,
+    Enrollment,
+    Progression,
+    Source,
+    StoredHealth,
+    Student,
+)
 from cohorts.services import (
     AssignmentRecord,
+    EnrollmentDetail,
     PullMemo,
     StudentRecord,
     assignments_upsert,
@@ -28,7 +37,7 @@ from integrations.jobs import job_execute
 from integrations.openclass.pull import openclass_run_create
 from integrations.openclass.simulator import WEB
 from reports.models import Run, RunStatus
-from tests.upsert_world import rec
+from tests.upsert_world import T0, rec
 
 pytestmark = pytest.mark.django_db
 
@@ -298,3 +307,28 @@ def test_a_write_that_breaks_a_constraint_raises_djangos_error(world):
             assignment_ids=assignment_ids,
         )
     assert not Progression.objects.filter(external_id="p1").exists()
+
+
+def test_enrollment_details_are_saved_by_plain_updates_and_only_when_changed(world):
+    cohort, student_ids, _ = world
+    s1, s2 = student_ids["s1"], student_ids["s2"]
+    first = {
+        s1: EnrollmentDetail(current_score=81.5, final_score=70.0, last_activity_at=T0),
+        s2: EnrollmentDetail(current_score=None, final_score=None, last_activity_at=None),
+    }
+    assert services.enrollment_details_update(cohort=cohort, details=first) == 1  # s2 as stored
+
+    later = T0 + timedelta(days=1)
+    second = {**first, s2: EnrollmentDetail(current_score=55.0, last_activity_at=later)}
+    with CaptureQueriesContext(connection) as queries:
+        assert services.enrollment_details_update(cohort=cohort, details=second) == 1
+    # executemany is logged as "N times: <sql>"
+    writes = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"]]
+    assert len(writes) == 1 and "CASE" not in writes[0]
+
+    stored = {
+        e.student_id: (e.current_score, e.final_score, e.last_activity_at)
+        for e in Enrollment.objects.filter(cohort=cohort)
+    }
+    assert stored == {s1: (81.5, 70.0, T0), s2: (55.0, None, later)}
+    assert services.enrollment_details_update(cohort=cohort, details=second) == 0
