@@ -214,16 +214,20 @@ def test_token_expiry_mid_run_renews_and_finishes(apex, tmp_path, monkeypatch, s
     settings.APEX_BATCH_SIZE = 10
     settings.APEX_CONCURRENCY = 2
     sim = apex()
-    real = enroll._record_batch
-    recorded = []
+    real = sim.dispatch
+    answered = []
 
-    def expire_after_two(tracker, batch, counts):
-        real(tracker, batch, counts)
-        recorded.append(batch)
-        if len(recorded) == 2:
-            sim.expire_tokens()
+    def expire_after_two(request):
+        # On the vendor's side, after its second enrollment answer: whatever the client's
+        # timing, ten of the twelve requests are still to come with the old token.
+        response = real(request)
+        if request.method == "POST" and request.path.startswith("/classrooms/"):
+            answered.append(request.path)
+            if len(answered) == 2:
+                sim.expire_tokens()
+        return response
 
-    monkeypatch.setattr(enroll, "_record_batch", expire_after_two)
+    monkeypatch.setattr(sim, "dispatch", expire_after_two)
     run = run_file(write(tmp_path, grid(4, 30)))
 
     assert run.status == RunStatus.SUCCEEDED, run.message
