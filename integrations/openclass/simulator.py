@@ -317,17 +317,8 @@ class OpenClassSimulator(Simulator):
                 quiz = sim_class.assignments[assignment_id][1] == "quiz"
                 grade = round(rng.uniform(0.3, 1.0), 2) if quiz and done else None
                 reviewed = completed + timedelta(days=1) if done and rng.random() < 0.5 else None
-                sim_class.progressions.append(
-                    SimProgression(
-                        id=_oid(rng, started),
-                        user_id=user_id,
-                        assignment_id=assignment_id,
-                        grade=grade,
-                        started_at=started,
-                        completed_at=completed,
-                        reviewed_at=reviewed,
-                        plain_id=rng.random() < 0.35,
-                    )
+                self._add(
+                    rng, sim_class, user_id, assignment_id, grade, started, completed, reviewed
                 )
         sim_class.progressions.sort(
             key=lambda p: (p.completed_at is None, -(p.completed_at or start).timestamp(), p.id)
