@@ -238,20 +238,25 @@ def snapshot_before(cohort, *, now: datetime | None = None) -> Snapshot:
 
 def snapshot_after(cohort, *, at: datetime | None, now: datetime | None = None) -> Snapshot:
     """A pull's "after", as of `at` (the before's moment, so that only what the pull wrote
-    shows as a change, never time passing). The rows are read once: they also give the
-    health as of `now`, which is stored for the pages. `cohort` is read after the pull's
-    writes (its data version bumped)."""
+    shows as a change, never time passing). The rows are read once, and the health is
+    computed once: as of `at`, it is also the health stored for the pages, which serve a
+    stored health while it is fresh (`health_store.is_fresh`: `HEALTH_MAX_AGE_SECONDS`,
+    the same local day). Only a pull that outlived that bound computes a second health,
+    as of `now`, to store. `cohort` is read after the pull's writes (its data version
+    bumped)."""
     now = now or timezone.now()
     began = time.perf_counter()
     frames = cohort_frames_with_leavers(cohort=cohort)
-    current, leavers = health_store.health_compute(cohort, now=now, frames=frames)
+    then = at if at is not None else now
+    moment = then if health_store.is_fresh(then, now) else now
+    current, leavers = health_store.health_compute(cohort, now=moment, frames=frames)
     current.state()
     health_store.health_store(cohort, current, leavers, seconds=time.perf_counter() - began)
-    then = current
-    if at is not None and at != now:
-        then = health_store.health_compute(cohort, now=at, frames=frames)[0]
+    health = current
+    if then != moment:
+        health = health_store.health_compute(cohort, now=then, frames=frames)[0]
     return snapshot_from_health(
-        then, health_store.pairs_of(then), cohort_id=cohort.pk, cohort_name=cohort.name
+        health, health_store.pairs_of(health), cohort_id=cohort.pk, cohort_name=cohort.name
     )
 
 

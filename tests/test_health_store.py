@@ -270,8 +270,20 @@ def test_a_store_never_replaces_a_newer_one(ids, cohort_a):
 # --- the change report ----------------------------------------------------------------------
 
 
+def counting_computations(monkeypatch) -> list:
+    moments = []
+    compute = health_store.health_compute
+
+    def counted(cohort, *, now, frames=None):
+        moments.append(now)
+        return compute(cohort, now=now, frames=frames)
+
+    monkeypatch.setattr(health_store, "health_compute", counted)
+    return moments
+
+
 def test_the_before_is_read_from_storage_and_the_after_is_as_of_its_moment(
-    ids, cohort_a, django_assert_num_queries
+    ids, cohort_a, django_assert_num_queries, monkeypatch
 ):
     health_store.health_served(fresh(cohort_a))
     cohort = fresh(cohort_a)
@@ -279,12 +291,32 @@ def test_the_before_is_read_from_storage_and_the_after_is_as_of_its_moment(
         before = snapshot_before(cohort)
     assert before == snapshot_take(fresh(cohort_a), now=hc.NOW)
     # Five minutes on, the after is still as of the before's moment (no change from time
-    # passing), while the health stored for the pages is as of now.
+    # passing). That health is still fresh for the pages (HEALTH_MAX_AGE_SECONDS 600):
+    # it is computed once, and stored as of that moment.
+    moments = counting_computations(monkeypatch)
     later = hc.NOW + timedelta(minutes=5)
     with time_machine.travel(later, tick=False):
         after = snapshot_after(fresh(cohort_a), at=before.at)
         assert after == snapshot_take(fresh(cohort_a), now=hc.NOW)
+        assert moments == [before.at]
+        assert stored(cohort_a).computed_at == hc.NOW
+        assert health_store.health_served(fresh(cohort_a)).stored  # served, not recomputed
+
+
+def test_a_pull_longer_than_the_max_age_stores_a_health_as_of_its_end(
+    ids, cohort_a, monkeypatch, settings
+):
+    settings.HEALTH_MAX_AGE_SECONDS = 600
+    health_store.health_served(fresh(cohort_a))
+    before = snapshot_before(fresh(cohort_a))
+    moments = counting_computations(monkeypatch)
+    later = hc.NOW + timedelta(minutes=11)  # the before's moment is stale by now
+    with time_machine.travel(later, tick=False):
+        after = snapshot_after(fresh(cohort_a), at=before.at)
+        assert after == snapshot_take(fresh(cohort_a), now=hc.NOW)  # the diff: as of before
+        assert moments == [later, before.at]  # the pages' health, then the diff's
         assert stored(cohort_a).computed_at == later
+        assert health_store.health_served(fresh(cohort_a)).stored
 
 
 @pytest.mark.parametrize(
