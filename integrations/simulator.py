@@ -6,7 +6,8 @@ WSGI apps, served over real HTTP by `serve()` (tests, demo, `manage.py sandbox`,
 simulator processes) with persistent HTTP/1.1 connections: a vendor keeps connections
 alive, so a client's floor is not inflated by one TCP connection and one thread per request.
 
-Knobs shared by every simulator: `latency_ms` (each request waits this long), `fail_rate`
+Knobs shared by every simulator: `latency_ms` (each answer leaves this long after its
+request arrived, the simulator's own work included), `fail_rate`
 (this share of requests answer 429 with Retry-After or 500, chosen by a seeded random),
 `seed` (data and faults are reproducible).
 """
@@ -164,8 +165,17 @@ class Simulator:
         return [response.body]
 
     def dispatch(self, request: Request) -> Response:
+        arrived = time.monotonic()
+        response = self._answer(request)
         if self.latency_ms:
-            time.sleep(self.latency_ms / 1000)
+            # A vendor's latency includes its own work: the answer leaves `latency_ms` after
+            # the request arrived, later only when the work itself took longer.
+            left = arrived + self.latency_ms / 1000 - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+        return response
+
+    def _answer(self, request: Request) -> Response:
         with self.lock:
             for i, (method, regex, canned) in enumerate(self.scripted_faults):
                 if method == request.method and regex.search(request.path):

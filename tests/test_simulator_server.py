@@ -192,3 +192,51 @@ def test_a_request_being_answered_when_stop_is_called_still_gets_its_answer():
     server.stop()
     client.join(timeout=20)
     assert got and got[0].status_code == 200 and got[0].json() == {"hello": "world"}
+
+
+class FakeClock:
+    """`integrations.simulator`'s `time`: a handler's work moves it; sleeps are recorded."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 6))
+        self.now += seconds
+
+
+class Slow(Simulator):
+    """Its handler's work takes `work` seconds of `clock`."""
+
+    name = "slow"
+
+    def __init__(self, clock: FakeClock, work: float, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.clock, self.work = clock, work
+
+    @route("GET", "/work")
+    def do_work(self, request: Request) -> Response:
+        self.clock.now += self.work
+        return Response.json({"done": True})
+
+
+@pytest.mark.parametrize(
+    ("work", "slept"),
+    [(0.0, [0.05]), (0.03, [0.02]), (0.05, []), (0.07, [])],
+)
+def test_latency_counts_from_the_arrival_and_includes_the_simulators_own_work(
+    monkeypatch, work, slept
+):
+    fake = FakeClock()
+    monkeypatch.setattr("integrations.simulator.time", fake)
+    sim = Slow(fake, work, latency_ms=50)
+    response = sim.dispatch(Request(method="GET", path="/work", query={}, headers={}, body=b""))
+    assert response.status == 200
+    # The answer leaves 50 ms after the request arrived: the work's time is part of it,
+    # and work longer than the latency is never padded.
+    assert fake.slept == slept
+    assert fake.now == pytest.approx(100.0 + max(work, 0.05))
