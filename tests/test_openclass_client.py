@@ -500,3 +500,81 @@ def test_login_is_sent_once_when_it_is_refused(rsps):
     with pytest.raises(AuthError):
         make_client().login()
     assert len(rsps.calls) == 1
+
+
+# --- parsing helpers: the common shapes take a short path, with the same results ---------
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2025-12-11T23:02:51.781Z", datetime(2025, 12, 11, 23, 2, 51, 781000, tzinfo=UTC)),
+        (" 2025-12-11T23:02:51.781Z\n", datetime(2025, 12, 11, 23, 2, 51, 781000, tzinfo=UTC)),
+        ("2025-12-11T23:02:51+00:00", datetime(2025, 12, 11, 23, 2, 51, tzinfo=UTC)),
+        ("2025-12-12T01:02:51+02:00", datetime(2025, 12, 11, 23, 2, 51, tzinfo=UTC)),
+        ("2025-12-11T23:02:51", datetime(2025, 12, 11, 23, 2, 51, tzinfo=UTC)),
+        ("", None),
+        (None, None),
+        ({"$date": "2025-12-11T23:02:51Z"}, datetime(2025, 12, 11, 23, 2, 51, tzinfo=UTC)),
+    ],
+)
+def test_parse_time_gives_utc_whatever_path_it_takes(raw, expected):
+    from integrations.openclass.client import parse_time
+
+    parsed = parse_time(raw, "started_assignment_at")
+    assert parsed == expected
+    if expected is not None:
+        assert parsed.tzinfo is UTC
+
+
+@pytest.mark.parametrize("raw", ["  ", "yesterday", "2025-13-01T00:00:00Z", True, [1]])
+def test_parse_time_refuses_what_is_no_date(raw):
+    from integrations.openclass.client import _BadField, parse_time
+
+    with pytest.raises(_BadField):
+        parse_time(raw, "reviewed_at")
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(0.5, 0.5), (1, 1.0), (0, 0.0), (None, None)])
+def test_parse_grade_gives_a_float_in_0_to_1(raw, expected):
+    from integrations.openclass.client import parse_grade
+
+    grade = parse_grade(raw)
+    assert grade == expected and (grade is None or type(grade) is float)
+
+
+@pytest.mark.parametrize("raw", [1.0000001, -0.0001, float("nan"), float("inf"), True, "0.5"])
+def test_parse_grade_refuses_what_is_no_grade(raw):
+    from integrations.openclass.client import _BadField, parse_grade
+
+    with pytest.raises(_BadField):
+        parse_grade(raw)
+
+
+def test_the_record_cache_hands_the_same_object_for_equal_raw_fields_only():
+    from integrations.openclass.client import RecordCache, _BadField
+
+    cache = RecordCache()
+    raw = {"id": "u1", "first_name": "Ada", "last_name": "L", "email": "ada@x.edu"}
+    first = cache.user(dict(raw))
+    assert cache.user(dict(raw)) is first  # a new dict with equal fields (the next page)
+    renamed = cache.user({**raw, "email": "ada@new.edu"})
+    assert renamed.email == "ada@new.edu" and renamed.id == "u1"
+    assert cache.user({**raw, "email": "ada@new.edu"}) is renamed
+    # Only an int is an id: True and 1.0 equal 1, but are no id.
+    assert cache.user({"id": 1, "first_name": "One"}).id == "1"
+    for not_an_id in (True, 1.0):
+        with pytest.raises(_BadField):
+            cache.user({"id": not_an_id, "first_name": "One"})
+    # An {"$oid"} id cannot be a key: parsed every time, alike.
+    oid = {"_id": {"$oid": "a9"}, "name": "Quiz", "type": "QUIZ"}
+    one, two = cache.assignment(dict(oid)), cache.assignment(dict(oid))
+    assert one == two and one is not two and (one.id, one.type) == ("a9", "quiz")
+
+
+def test_the_record_cache_is_bounded():
+    from integrations.openclass.client import RecordCache
+
+    cache = RecordCache(limit=2)
+    users = [cache.user({"id": f"u{n}"}) for n in range(3)]
+    assert len(cache.users) == 1  # emptied at the limit, then the third kept
+    assert cache.user({"id": "u2"}) is users[2]
+    assert cache.user({"id": "u0"}) is not users[0]

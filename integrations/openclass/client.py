@@ -135,8 +135,9 @@ class RecordCache:
 
     def __init__(self, limit: int = 20_000) -> None:
         self.limit = limit
-        self.users: dict[tuple, OpenClassUser] = {}
-        self.assignments: dict[tuple, OpenClassAssignment] = {}
+        # (the id's type, the id) -> (the raw object, what it parsed to)
+        self.users: dict[tuple, tuple[dict, OpenClassUser]] = {}
+        self.assignments: dict[tuple, tuple[dict, OpenClassAssignment]] = {}
 
     def user(self, raw: dict[str, Any]) -> OpenClassUser:
         return _cached(self.users, raw, _parse_user, self.limit)
@@ -146,18 +147,22 @@ class RecordCache:
 
 
 def _cached(cache: dict, raw: dict[str, Any], parse, limit: int):
-    # Keyed by every raw field, and the id's type: 1 == True == 1.0 as keys, but only an
-    # int is an id. Other fields count only as strings, which equal nothing else.
+    # Found by the id and its type (1 == True == 1.0 as keys, but only an int is an id),
+    # then every raw field compared (a dict compare, cheaper than building a key of them
+    # all): other fields count only as strings, which equal nothing else, so equal raw
+    # objects parse alike.
+    ident = raw.get("id", raw.get("_id"))
+    key = (type(ident), ident)
     try:
-        key = (type(raw.get("id", raw.get("_id"))), *raw.items())
-        found = cache.get(key)
-    except TypeError:  # an unhashable value ({"$oid": ...} as an id): parse it every time
+        entry = cache.get(key)
+    except TypeError:  # an unhashable id ({"$oid": ...}): parse it every time
         return parse(raw)
-    if found is None:
-        found = parse(raw)  # raises _BadField: nothing cached
-        if len(cache) >= limit:
-            cache.clear()
-        cache[key] = found
+    if entry is not None and entry[0] == raw:
+        return entry[1]
+    found = parse(raw)  # raises _BadField: nothing cached
+    if len(cache) >= limit:
+        cache.clear()
+    cache[key] = (raw, found)
     return found
 
 
@@ -212,12 +217,25 @@ def parse_id(value: Any, field: str) -> str:
     return value
 
 
+_fromisoformat = datetime.fromisoformat
+
+
 def parse_time(value: Any, field: str) -> datetime | None:
     """ISO 8601 (`2025-12-11T23:02:51.781Z`) or null, in UTC; naive times are taken as UTC.
 
     A value out of range (an epoch beyond year 9999, a date that leaves 1..9999 once moved
     to UTC) is an unusable field, not a crash of the whole page.
     """
+    if type(value) is str:
+        # As OpenClass sends them ("...Z", no spaces around): one call. Anything else
+        # (spaces, another zone, not a date) takes the long way below.
+        try:
+            parsed = _fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is UTC:
+                return parsed
     if value is None or value == "":
         return None
     if isinstance(value, dict) and "$date" in value:  # MongoDB extended JSON, just in case
@@ -239,6 +257,8 @@ def parse_time(value: Any, field: str) -> datetime | None:
 
 
 def parse_grade(value: Any) -> float | None:
+    if type(value) is float and 0.0 <= value <= 1.0:  # most grades (NaN fails this)
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -280,16 +300,15 @@ def parse_progression(raw: Any, cache: RecordCache | None = None) -> OpenClassPr
     assignment = raw.get("assignment")
     if not isinstance(assignment, dict):
         raise _BadField("assignment", "is missing")
+    # Positional: a row is built per progression (field order of OpenClassProgression).
     return OpenClassProgression(
-        id=progression_id,
-        user=cache.user(user) if cache is not None else _parse_user(user),
-        assignment=(
-            cache.assignment(assignment) if cache is not None else _parse_assignment(assignment)
-        ),
-        grade=parse_grade(raw.get("grade")),
-        started_at=parse_time(raw.get("started_assignment_at"), "started_assignment_at"),
-        completed_at=parse_time(raw.get("completed_assignment_at"), "completed_assignment_at"),
-        reviewed_at=parse_time(raw.get("reviewed_at"), "reviewed_at"),
+        progression_id,
+        cache.user(user) if cache is not None else _parse_user(user),
+        cache.assignment(assignment) if cache is not None else _parse_assignment(assignment),
+        parse_grade(raw.get("grade")),
+        parse_time(raw.get("started_assignment_at"), "started_assignment_at"),
+        parse_time(raw.get("completed_assignment_at"), "completed_assignment_at"),
+        parse_time(raw.get("reviewed_at"), "reviewed_at"),
     )
 
 
