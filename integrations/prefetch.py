@@ -61,6 +61,12 @@ class _Handoff:
     def full(self) -> bool:
         return self._full
 
+    def wait_full(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for an item (or the job's stop); whether one is there."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._full or self.closed, timeout)
+            return self._full
+
     def close(self) -> None:
         with self._cond:
             self.closed = True
@@ -89,9 +95,12 @@ class Prefetch[T]:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def ready(self) -> bool:
-        """Whether the next item (or the error, or the end) is already there to take."""
-        return self._handoff.full
+    def ready(self, timeout: float = 0.0) -> bool:
+        """Whether the next item (or the error, or the end) is there to take, waiting up to
+        `timeout` seconds for it."""
+        if timeout <= 0 or self._handoff.full:
+            return self._handoff.full
+        return self._handoff.wait_full(timeout)
 
     def close(self) -> None:
         """Stop the thread (after the request it may have in flight); does not wait."""

@@ -144,7 +144,7 @@ def test_a_failure_inside_a_batch_of_pages_keeps_the_pages_before_it(openclass, 
     sim = openclass()
     # Every page in one transaction: the next one is always there, the batch never ages.
     monkeypatch.setattr(pull, "BATCH_SECONDS", 3600)
-    monkeypatch.setattr(Prefetch, "ready", lambda self: True)
+    monkeypatch.setattr(Prefetch, "ready", lambda self, timeout=0.0: True)
     real_upsert = pull.progressions_upsert
     calls = []
 
@@ -177,3 +177,39 @@ def test_pages_share_a_transaction_only_while_the_next_one_is_waiting():
     assert len(connection.atomic_blocks) == depth
     batch.commit()  # nothing open: nothing to do
     assert len(connection.atomic_blocks) == depth
+
+
+def test_ready_waits_up_to_its_timeout_for_the_next_item():
+    release = threading.Event()
+
+    def slow():
+        yield 0
+        release.wait()
+        yield 1
+
+    with Prefetch(slow()) as items:
+        assert next(items) == 0
+        assert items.ready(timeout=0.01) is False  # item 1 is held back: not there
+        release.set()
+        assert items.ready(timeout=30) is True  # there as soon as it is made
+        assert next(items) == 1
+        assert items.ready(timeout=30) is True  # the end is there to take too
+        assert list(items) == []
+    assert items.ready(timeout=30) is False  # closed: nothing comes, no wait
+
+
+@pytest.mark.django_db
+def test_the_pull_waits_briefly_for_the_next_page_before_committing(openclass, monkeypatch):
+    openclass()
+    real_ready = Prefetch.ready
+    timeouts = []
+
+    def ready(self, timeout=0.0):
+        timeouts.append(timeout)
+        return real_ready(self, timeout)
+
+    monkeypatch.setattr(Prefetch, "ready", ready)
+    run = job_execute(openclass_run_create(class_id=WEB, triggered_by="test").pk)
+    assert run.status == RunStatus.SUCCEEDED
+    assert timeouts and set(timeouts) == {pull.WAIT_OPEN_SECONDS}
+    assert 0 < pull.WAIT_OPEN_SECONDS <= pull.BATCH_SECONDS

@@ -232,7 +232,10 @@ def _pages_pull(
                     batch.begin()
                     _progress_total(tracker, page)
                     seen_pks.update(_page_store(tracker, cohort, page, memo, wrote))
-                    batch.page_done(next_ready=pages.ready())
+                # Waiting for the next page is OpenClass's time (fetch), not the store's.
+                next_ready = pages.ready(timeout=WAIT_OPEN_SECONDS)
+                with store.timing():
+                    batch.page_done(next_ready=next_ready)
                 skipped_any = skipped_any or bool(page.invalid)
                 more_promised = page.can_load_more
                 students.update(p.user.id for p in page.progressions)
@@ -266,16 +269,20 @@ def _pages_pull(
 
 # Pages stored in one transaction at most this long (each page in its own savepoint).
 BATCH_SECONDS = 0.5
+# How long a batch stays open while the next page is on its way (then it is committed).
+WAIT_OPEN_SECONDS = 0.05
 
 
 class _PageBatch:
     """Several pages in one transaction, each in its own savepoint (`_page_store`'s atomic
     block), because a commit per page cost SQLite as much as the inserts (WAL writes).
 
-    Committed after `BATCH_SECONDS`, as soon as the next page is not there yet (so the
-    write lock is never held while waiting for OpenClass: a slow vendor still commits
-    every page), and whenever the pull stops: a page that fails rolls back to its
-    savepoint, and the pages before it are committed.
+    Committed after `BATCH_SECONDS`, when the next page is not there within
+    `WAIT_OPEN_SECONDS` (so the write lock is never held longer while waiting for
+    OpenClass: a slow vendor still commits every page), and whenever the pull stops: a
+    page that fails rolls back to its savepoint, and the pages before it are committed.
+    Committing as soon as the next page was not there yet made a commit for 182 of 300
+    pages on the 30k bench, most of them with the page a millisecond or two away.
     """
 
     def __init__(self) -> None:
