@@ -55,6 +55,9 @@ CHUNK = 64 * 1024
 # A quoted value running over more lines than this is taken for a quote left open.
 MAX_CELL_LINES = 5
 MEMO_LIMIT = 10_000  # distinct values remembered per `Column(memo=True)`
+# Rows read column by column at a time (`_columns_reader`); a block holding a problem row
+# is read again row by row, so a block is kept small.
+BLOCK_ROWS = 128
 
 # Kinds of row problems.
 INVALID = "invalid"  # the row is not used (a failed row)
@@ -791,22 +794,22 @@ def _parse(
     # (row, values) of every valid row, only when the caller wants the rows: validation
     # alone keeps what the Unique rules need (a hash and a row number per row), nothing else.
     kept: list[tuple[int, tuple]] = []
-    valid = 0
-    rules = [_RuleState(rule, position) for rule in schema.rules]
-    adds = [state.add for state in rules]
+    valid_rows = array.array("q")  # the row number of each valid row, shared by the rules
+    rules = [_RuleState(rule, position, valid_rows) for rule in schema.rules]
+    hashers = [(state.hashes, state.hash_of) for state in rules]
+    add_valid = valid_rows.append
+    read_count = 0
     delimiter_name = DELIMITER_NAMES[delimiter]
 
     readers = [_cell_reader(c) for c in columns]
-    row_values = _row_reader(columns, readers)
+    plain = [_cell_functions(c, plain=True) for c in columns]
+    row_values = _row_reader(readers, [read for read, _ in plain])
+    block_values = _columns_reader(columns, indexes, [work for _, work in plain])
     at = [i if i is not None else 1 << 30 for i in indexes]  # a missing column reads ""
     cells_of = _cells_picker(at)
-    for row, fields in records:
-        if not (fields and fields[0].strip()) and _is_blank(fields):
-            table.blank_rows += 1
-            continue
-        table.rows += 1
-        if on_progress and table.rows % 1000 == 0:
-            on_progress(table.rows)
+
+    def one(row: int, fields: list[str]) -> None:
+        """A row read on its own: its problem, or its values kept."""
         n = len(fields)
         cells = cells_of(fields, n)
         if n > width and not _is_blank(fields[width:]):
@@ -820,7 +823,7 @@ def _parse(
                     cells,
                 )
             )
-            continue
+            return
         if schema.short_rows and n < width:
             lost = [
                 names[k]
@@ -839,7 +842,7 @@ def _parse(
                         cells,
                     )
                 )
-                continue
+                return
         try:
             values_t = row_values(cells)
         except CellError:
@@ -852,13 +855,49 @@ def _parse(
                     errors.append((names[k], f"{names[k]} {str(exc).rstrip('.')}"))
             message = f"Row {row}: " + "; ".join(m for _, m in errors) + "."
             problems.append(Problem(row, errors[0][0], INVALID, message, cells))
-            continue
-        valid += 1
-        for add in adds:
-            add(row, values_t)
+            return
+        add_valid(row)
+        for hashes, hash_of in hashers:
+            hashes.append(hash(hash_of(values_t)))
         if keep_rows:
             kept.append((row, values_t))
 
+    def flush(rows: list[int], block: list[list[str]], whole: bool) -> None:
+        """A block of rows, in file order: by columns when every row is `whole` (exactly
+        the header's number of values) and every cell plainly usable, else row by row."""
+        values = block_values(block) if whole else None
+        if values is None:
+            for row, fields in zip(rows, block, strict=True):
+                one(row, fields)
+            return
+        valid_rows.extend(rows)
+        for hashes, hash_of in hashers:
+            hashes.extend(map(hash, map(hash_of, values)))
+        if keep_rows:
+            kept.extend(zip(rows, values, strict=True))
+
+    rows_in: list[int] = []
+    block: list[list[str]] = []
+    whole = True
+    for row, fields in records:
+        if not (fields and fields[0].strip()) and _is_blank(fields):
+            table.blank_rows += 1
+            continue
+        read_count += 1
+        if on_progress and read_count % 1000 == 0:
+            on_progress(read_count)
+        rows_in.append(row)
+        block.append(fields)
+        if len(fields) != width:
+            whole = False
+        if len(block) == BLOCK_ROWS:
+            flush(rows_in, block, whole)
+            rows_in, block, whole = [], [], True
+    if block:
+        flush(rows_in, block, whole)
+
+    table.rows = read_count
+    valid = len(valid_rows)
     if table.rows == 0:
         raise RosterRefused(f"The file has a header (row {header_row}) but no data rows.")
     if on_progress:
@@ -922,12 +961,12 @@ def _cells_picker(at: list[int]) -> Callable[[list[str], int], tuple[str, ...]]:
 
 
 def _row_reader(
-    columns: Sequence[Column], readers: list[Callable[[str], Any]]
+    readers: list[Callable[[str], Any]], fast: list[Callable[[str], Any]]
 ) -> Callable[[tuple[str, ...]], tuple]:
     """cells -> the row's values, or CellError from the first bad cell. A row without any
-    line break or control character (one search over the whole row) skips that test in
-    each cell; the other rows go through the full readers."""
-    fast = [_cell_reader(c, plain=True) for c in columns]
+    line break or control character (one search over the whole row) goes through the
+    `fast` readers, which skip that test in each cell; the other rows through the full
+    `readers`."""
     search = _CONTROL_OR_BREAK.search
 
     def values(cells: tuple[str, ...]) -> tuple:
@@ -935,6 +974,48 @@ def _row_reader(
         return tuple([read(cell) for read, cell in zip(use, cells, strict=True)])
 
     return values
+
+
+def _columns_reader(
+    columns: Sequence[Column], indexes: list[int | None], direct: list[Callable[[str], Any]]
+) -> Callable[[list[list[str]]], list[tuple] | None]:
+    """A block of rows read column by column: each column's cells picked, trimmed and
+    checked with one C-level `map` each, instead of a Python loop per row. Only for rows
+    holding exactly the header's number of values. Returns the rows' values (as the row
+    way gives them), or None when any cell of the block is not plainly usable (empty where
+    it may not be, too long, a line break or control character, a check's CellError, a
+    memo value not seen yet): the block is then read row by row, which finds and words
+    every problem as before. The checks are pure, so reading a cell twice changes
+    nothing."""
+    strip, search = str.strip, _CONTROL_OR_BREAK.search
+    plan = [
+        (
+            None if index is None else operator.itemgetter(index),
+            not column.blank,
+            column.max_length,
+            work,
+        )
+        for column, index, work in zip(columns, indexes, direct, strict=True)
+    ]
+
+    def values(block: list[list[str]]) -> list[tuple] | None:
+        read = []
+        for pick, needed, max_length, work in plan:
+            # A column the file lacks: every cell is "".
+            cells = [""] * len(block) if pick is None else list(map(strip, map(pick, block)))
+            if (
+                (needed and not all(cells))
+                or (max_length is not None and max(map(len, cells)) > max_length)
+                or search("".join(cells))
+            ):
+                return None
+            try:
+                read.append(list(map(work, cells)))
+            except (CellError, KeyError):
+                return None
+        return list(zip(*read, strict=True))
+
+    return values if plan else (lambda block: None)
 
 
 def _values_again(
@@ -964,9 +1045,26 @@ def _cell_reader(column: Column, *, plain: bool = False) -> Callable[[str], Any]
     """A function from a trimmed cell to the value the column keeps, or CellError. Built
     once per column: it runs for every cell of the file. `plain`: for cells known to hold
     no line break or control character (the test is skipped)."""
+    return _cell_functions(column, plain=plain)[0]
+
+
+def _cell_functions(
+    column: Column, *, plain: bool = False
+) -> tuple[Callable[[str], Any], Callable[[str], Any]]:
+    """(read, direct) of a column. `read` is `_cell_reader`'s. `direct` does only the
+    column's own work (split, check, memo) and takes only a cell `read` would let through
+    to that work: not empty unless the column may be, within its maximum length, and (with
+    `plain`) free of line breaks and control characters. For a memo column, `direct`
+    raises KeyError for a value not yet remembered as valid: `read` then checks it."""
     blank, max_length, check = column.blank, column.max_length, column.check
     unusable = None if plain else (_CONTROL_OR_BREAK if not column.controls else _BREAK)
     split = _splitter(column.split).split if column.split else None
+
+    def work(value: str) -> Any:
+        items = tuple([i for i in (part.strip() for part in split(value)) if i])  # type: ignore[misc]
+        if not items and not blank:
+            raise CellError(f"holds only separators ({value!r}): no value.")
+        return tuple(sorted(set(items))) if check is None else check(items)
 
     def read(value: str) -> Any:
         if not value:
@@ -979,15 +1077,19 @@ def _cell_reader(column: Column, *, plain: bool = False) -> Callable[[str], Any]
                 raise CellError("contains a line break (a quote left open?).")
             raise CellError(_control_message(value))
         if split is not None:
-            items = tuple([i for i in (part.strip() for part in split(value)) if i])
-            if not items and not blank:
-                raise CellError(f"holds only separators ({value!r}): no value.")
-            return tuple(sorted(set(items))) if check is None else check(items)
+            return work(value)
         return value if check is None else check(value)
 
+    if split is not None:
+        direct = work
+    elif check is not None:
+        direct = check
+    else:
+        direct = str  # the value as it is (a cell is a str: str() returns it unchanged)
     if not column.memo:
-        return read
-    memo: dict[str, Any] = {}
+        return read, direct
+    memo: dict[str, Any] = {}  # value -> the value kept, or the CellError it raised
+    valid: dict[str, Any] = {}  # the values that passed, for `direct`
 
     def remembered(value: str) -> Any:
         """A column with few distinct values (sites, role lists): each is checked once."""
@@ -1000,11 +1102,13 @@ def _cell_reader(column: Column, *, plain: bool = False) -> Callable[[str], Any]
                 found = exc
             if len(memo) < MEMO_LIMIT:
                 memo[value] = found
+                if not isinstance(found, CellError):
+                    valid[value] = found
         if isinstance(found, CellError):
             raise CellError(str(found))
         return found
 
-    return remembered
+    return remembered, valid.__getitem__
 
 
 _SPLITTERS: dict[str, re.Pattern[str]] = {}
@@ -1030,30 +1134,33 @@ def _picker(indexes: list[int]) -> Callable[[tuple], tuple]:
     return operator.itemgetter(*indexes) if indexes else lambda values: ()
 
 
+def _no_key(values: tuple) -> tuple:
+    return ()
+
+
 class _RuleState:
     """One `Unique` rule over the rows read.
 
-    While the file is read, each valid row leaves only the hash of its key and its row
-    number (16 bytes in two arrays), so validation holds no row. Afterwards the rows
+    While the file is read, each valid row leaves only the hash of its key (`hash_of`:
+    the key's value, or the tuple of its values) and its row number (in `rows`, one array
+    that every rule shares), so validation holds no row. Afterwards the rows
     whose key hash comes back (`repeated_rows`: every row of a key seen twice, and the
     rare row of another key with the same hash) are checked exactly (`resolve`), with
     their values: the first row of each key and every later one."""
 
-    def __init__(self, rule: Unique, position: dict[str, int]) -> None:
+    def __init__(self, rule: Unique, position: dict[str, int], rows: array.array) -> None:
         self.rule = rule
-        self.key_of = _picker([position[n] for n in rule.key])
+        key = [position[n] for n in rule.key]
+        self.key_of = _picker(key)
+        self.hash_of = operator.itemgetter(*key) if key else _no_key
         self.agree_of = _picker([position[n] for n in rule.agree])
         self.hashes = array.array("q")  # hash of each valid row's key, file order
-        self.rows = array.array("q")  # and its row number
+        self.rows = rows  # and its row number (the reader appends both)
         # Of the rows resolved: key -> (row, agree values, values) of its first row ...
         self.first: dict[tuple, tuple[int, tuple, tuple]] = {}
         # ... and key -> its later rows (row, agree values, values)
         self.more: dict[tuple, list[tuple[int, tuple, tuple]]] = {}
         self.conflicting: set[tuple] = set()
-
-    def add(self, row: int, values: tuple) -> None:
-        self.hashes.append(hash(self.key_of(values)))
-        self.rows.append(row)
 
     def repeated_rows(self) -> set[int]:
         """The rows whose key hash is shared with another row."""

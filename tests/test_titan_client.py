@@ -203,3 +203,105 @@ def test_a_user_without_a_numeric_id_is_malformed(client, bad):
     responses.get(f"{BASE}/api/v1/users", json={"data": [bad], "meta": {"total_pages": 1}})
     with pytest.raises(MalformedResponse, match="without a numeric id"):
         client.users()
+
+
+# --- several lists read as one stream (read_state), issue 11 ------------------------------
+class Lists:
+    """TitanClient._page from tables: path -> page -> (items, total_pages it claims), or an
+    exception to raise. Records every page asked for."""
+
+    def __init__(self, lists: dict[str, dict[int, object]]) -> None:
+        self.lists = lists
+        self.asked: list[tuple[str, int]] = []
+
+    def __call__(self, path: str, what: str, page: int):
+        self.asked.append((path, page))
+        found = self.lists[path][page]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+
+def streamed(concurrency: int, lists: dict[str, dict[int, object]]):
+    """(what `_page_lists` yielded, the error it ended with, the client's Lists)."""
+    from types import SimpleNamespace
+
+    http = SimpleNamespace(session=SimpleNamespace(close=lambda: None))
+    client = TitanClient(http, read_concurrency=concurrency)
+    client._page = Lists(lists)
+    got, error = [], None
+    try:
+        for index, page, items in client._page_lists([(p, p) for p in lists], None):
+            got.append((index, page, items))
+    except MalformedResponse as exc:
+        error = exc
+    finally:
+        client.close()
+    return got, error, client._page
+
+
+PAGED = {
+    "/a": {1: ([1], 3), 2: ([2], 3), 3: ([3], 3), 4: ([4], 3)},
+    "/b": {1: ([], 1)},  # a site without members
+    "/c": {1: ([5], 4), 2: ([6], 2), 3: ([7], 4), 4: ([8], 4)},  # shrinks: ends at 2
+    "/d": {1: ([9], 2), 2: ([10], 3), 3: ([11], 3)},  # grows: page 3 read when needed
+}
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 4])
+def test_several_lists_end_as_their_pages_say_whatever_the_concurrency(concurrency):
+    got, error, _ = streamed(concurrency, PAGED)
+    assert error is None
+    assert got == [
+        (0, 1, [1]),
+        (0, 2, [2]),
+        (0, 3, [3]),
+        (1, 1, []),
+        (2, 1, [5]),
+        (2, 2, [6]),
+        (3, 1, [9]),
+        (3, 2, [10]),
+        (3, 3, [11]),
+    ]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_bad_page_of_a_later_list_is_raised_only_when_its_turn_comes(concurrency):
+    lists = {**PAGED, "/b": {1: MalformedResponse("Titan HST: site members without data")}}
+    got, error, _ = streamed(concurrency, lists)
+    assert [entry[:2] for entry in got] == [(0, 1), (0, 2), (0, 3)]  # the first list whole
+    assert error is not None and "without data" in str(error)
+
+
+def test_pages_are_asked_ahead_of_their_use_within_a_bound():
+    from types import SimpleNamespace
+
+    from integrations.titan.client import PAGES_AHEAD
+
+    pages = 60
+    lists = {f"/s{n}": {p: ([p], pages) for p in range(1, pages + 1)} for n in range(3)}
+    http = SimpleNamespace(session=SimpleNamespace(close=lambda: None))
+    client = TitanClient(http, read_concurrency=2)
+    client._page = Lists(lists)
+    submitted: list[tuple[str, int]] = []  # in the order the reading thread queued them
+    queue = client._submit
+
+    def recorded(fn, *args):
+        submitted.append((args[1], args[3]))  # args: _page, path, what, page
+        return queue(fn, *args)
+
+    client._submit = recorded
+    taken, ahead, queued_when = 0, [], {}
+    try:
+        for index, page, _items in client._page_lists([(p, p) for p in lists], None):
+            taken += 1
+            ahead.append(len(submitted) - taken)
+            queued_when[index, page] = len(submitted)
+    finally:
+        client.close()
+    assert taken == 3 * pages and len(submitted) == 3 * pages
+    # Every list's first page, and at most 2 x PAGES_AHEAD others, asked and not yet taken.
+    assert max(ahead) <= 3 + 2 * PAGES_AHEAD
+    # When the first list's last page was taken, the second list's were already asked for:
+    # the reading threads do not wait at the end of a list.
+    assert submitted.index(("/s1", 2)) < queued_when[0, pages]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import requests
@@ -156,6 +156,87 @@ def _user(raw: Any) -> TitanUser:
     )
 
 
+def _members_add(members: dict[int, list[str]], items: list[Any]) -> None:
+    """A page of a site's members into `members` (user id -> the roles as Titan lists
+    them, each as text)."""
+    for raw in items:
+        if not isinstance(raw, dict):
+            raise MalformedResponse(f"{VENDOR}: a site member without user_id or roles")
+        user_id, roles = raw.get("user_id"), raw.get("roles")
+        if not isinstance(user_id, int) or not isinstance(roles, list):
+            raise MalformedResponse(f"{VENDOR}: a site member without user_id or roles")
+        members[user_id] = [str(r) for r in roles]
+
+
+class _Prefetch:
+    """The pages of several paged lists fetched `read_concurrency` at a time, ahead of
+    their use (`TitanClient._page_lists` takes them in order and decides where each list
+    ends, as when they are read one by one).
+
+    The first page of every list is asked for at once (it says how many pages its list
+    has); then the other pages in the order they are used, 2 to the first page's
+    total_pages of each list, at most `read_concurrency` x PAGES_AHEAD of them fetched
+    and not yet taken. A page the first one did not announce (the list grew) is fetched
+    when it is needed; pages past a list's end are dropped. An error of a page is raised
+    when that page is taken, never earlier."""
+
+    def __init__(self, client: TitanClient, lists: list[tuple[str, str]]) -> None:
+        self.client = client
+        self.lists = lists
+        self.ahead = client.read_concurrency * PAGES_AHEAD
+        self.futures: dict[tuple[int, int], Future] = {}
+        self.firsts = [self._submit(index, 1) for index in range(len(lists))]
+        self.rest = 0  # pages after the first fetched and not yet taken
+        self.order = self._order()
+
+    def _submit(self, index: int, page: int) -> Future:
+        path, what = self.lists[index]
+        # copy_context: the reading threads' log lines carry the run (integrations.logs).
+        future = self.client._submit(
+            contextvars.copy_context().run, self.client._page, path, what, page
+        )
+        self.futures[index, page] = future
+        return future
+
+    def _order(self) -> Iterator[tuple[int, int]]:
+        """The pages after the first of each list, in the order they are used."""
+        for index, first in enumerate(self.firsts):
+            if first.exception() is not None:
+                return  # raised when that page is taken; nothing after it is needed
+            items, total = first.result()
+            if items:
+                yield from ((index, page) for page in range(2, min(total, MAX_PAGES) + 1))
+
+    def _fill(self) -> None:
+        while self.rest < self.ahead:
+            job = next(self.order, None)
+            if job is None:
+                return
+            self._submit(*job)
+            self.rest += 1
+
+    def page(self, index: int, page: int) -> tuple[list[Any], int]:
+        future = self.futures.pop((index, page), None)
+        if page > 1 and future is not None:
+            self.rest -= 1
+        self._fill()
+        if future is None:  # not announced by the first page: the list grew
+            path, what = self.lists[index]
+            return self.client._page(path, what, page)
+        return future.result()
+
+    def done(self, index: int) -> None:
+        """A list ended: drop its pages fetched past its end."""
+        for key in [key for key in self.futures if key[0] == index]:
+            self.futures.pop(key).cancel()
+            self.rest -= key[1] > 1
+
+    def close(self) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.futures.clear()
+
+
 class TitanClient:
     def __init__(self, http: HttpClient, *, per_page: int = 100, read_concurrency: int = 1) -> None:
         self.http = http
@@ -195,6 +276,13 @@ class TitanClient:
         self.http.session.close()
 
     # -- reads -----------------------------------------------------------------------
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.read_concurrency, thread_name_prefix="titan-read"
+            )
+        return self._pool.submit(fn, *args)
+
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return decode_json(self.http.request(method, path, **kwargs), VENDOR)
 
@@ -202,40 +290,41 @@ class TitanClient:
         data = self._json("GET", path, params={"page": page, "per_page": self.per_page})
         return _page_meta(data, what)
 
-    def _fetch(self, path: str, what: str, pages: range) -> Iterator[tuple[list[Any], int]]:
-        """These pages in order: one after the other, or `read_concurrency` at a time."""
-        if self.read_concurrency < 2 or len(pages) < 2:
-            return (self._page(path, what, page) for page in pages)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                max_workers=self.read_concurrency, thread_name_prefix="titan-read"
-            )
-        # copy_context: the reading threads' log lines carry the run (integrations.logs).
-        futures = [
-            self._pool.submit(contextvars.copy_context().run, self._page, path, what, page)
-            for page in pages
-        ]
-        return (future.result() for future in futures)
+    def _page_lists(
+        self, lists: list[tuple[str, str]], on_page: Callable[[], None] | None
+    ) -> Iterator[tuple[int, int, list[Any]]]:
+        """Every page of these paged lists ((path, what) each), list after list and each
+        in order, as (list index, page number, the page's items). The server caps per_page
+        without saying so, so a list follows meta.total_pages, never the size asked for:
+        each page's total_pages and an empty page end it. With `read_concurrency` above 1
+        the pages come from `_Prefetch` (the same pages, fetched ahead)."""
+        prefetch = _Prefetch(self, lists) if self.read_concurrency > 1 else None
+        try:
+            for index, (path, what) in enumerate(lists):
+                page = 1
+                while page <= MAX_PAGES:
+                    if prefetch is not None:
+                        items, total = prefetch.page(index, page)
+                    else:
+                        items, total = self._page(path, what, page)
+                    if on_page:
+                        on_page()
+                    yield index, page, items
+                    if page >= total or not items:
+                        break
+                    page += 1
+                else:
+                    raise MalformedResponse(f"{VENDOR}: {what} did not end after {MAX_PAGES} pages")
+                if prefetch is not None:
+                    prefetch.done(index)
+        finally:
+            if prefetch is not None:
+                prefetch.close()
 
     def _pages(self, path: str, what: str, on_page: Callable[[], None] | None) -> Iterator[Any]:
-        """Every item of a paged list. The server caps per_page without saying so, so the
-        loop follows meta.total_pages, never the size it asked for. Once the first page
-        says how many there are, the next ones are fetched `read_concurrency` at a time
-        (the rate limit still holds) and taken in order, each page's total_pages and an
-        empty page ending the list as when they are read one by one."""
-        page, total = 1, 1
-        while page <= MAX_PAGES:
-            last = min(total, MAX_PAGES, page + self.read_concurrency * PAGES_AHEAD - 1)
-            for number, (items, total) in zip(
-                range(page, last + 1), self._fetch(path, what, range(page, last + 1)), strict=True
-            ):
-                if on_page:
-                    on_page()
-                yield from items
-                if number >= total or not items:
-                    return
-            page = last + 1
-        raise MalformedResponse(f"{VENDOR}: {what} did not end after {MAX_PAGES} pages")
+        """Every item of one paged list (`_page_lists`)."""
+        for _index, _page, items in self._page_lists([(path, what)], on_page):
+            yield from items
 
     def users(self, on_page: Callable[[], None] | None = None) -> list[TitanUser]:
         return [_user(raw) for raw in self._pages(self.users_path, "users", on_page)]
@@ -261,14 +350,8 @@ class TitanClient:
     ) -> dict[int, list[str]]:
         path = self.members_path.format(site_id=site_id)
         members: dict[int, list[str]] = {}
-        for raw in self._pages(path, "site members", on_page):
-            if (
-                not isinstance(raw, dict)
-                or not isinstance(raw.get("user_id"), int)
-                or not isinstance(raw.get("roles"), list)
-            ):
-                raise MalformedResponse(f"{VENDOR}: a site member without user_id or roles")
-            members[raw["user_id"]] = [str(r) for r in raw["roles"]]
+        for _index, _page, items in self._page_lists([(path, "site members")], on_page):
+            _members_add(members, items)
         return members
 
     def read_state(
@@ -279,11 +362,24 @@ class TitanClient:
         roles: list[str] | None = None,
     ) -> TitanState:
         """Every site, role, user and membership. `sites` and `roles` already read (the
-        sync validates its roster with them while the rest is read) are not read again."""
+        sync validates its roster with them while the rest is read) are not read again.
+        The users' pages and every site's members' pages are read as one stream
+        (`_page_lists`): with several reading threads, the next list's pages are on their
+        way while this one's are taken, so the threads never wait at the end of a list."""
         sites = self.sites() if sites is None else sites
         roles = self.roles() if roles is None else roles
-        users = self.users(on_page)
-        members = {site.id: self.members(site.id, on_page) for site in sites}
+        lists = [(self.users_path, "users")]
+        lists += [(self.members_path.format(site_id=site.id), "site members") for site in sites]
+        users: list[TitanUser] = []
+        members: dict[int, dict[int, list[str]]] = {}
+        into: dict[int, list[str]] = {}
+        for index, page, items in self._page_lists(lists, on_page):
+            if index == 0:
+                users += map(_user, items)
+                continue
+            if page == 1:  # a site's list starts: its own dict, as `members()` gives
+                into = members[sites[index - 1].id] = {}
+            _members_add(into, items)
         self._users_by_ext = {u.external_id: u for u in users if u.external_id}
         return TitanState(sites=sites, roles=roles, users=users, members=members)
 
