@@ -126,7 +126,10 @@ def _apex_run(path: Path, rows: int, rate: int) -> dict:
         cpu = time.process_time() - cpu
         arrivals = requests.get(url + ARRIVALS_PATH, timeout=30).json()["arrivals"]
         # What a bare client gets from the same simulator: the transport's own floor.
-        bare = _bare_posts(url, len(arrivals)) if rate == APEX_RATE_FREE else None
+        bare = plain = None
+        if rate == APEX_RATE_FREE:
+            bare = _bare_posts(url, len(arrivals))
+            plain = _bare_posts(url, len(arrivals), client="http.client")
     assert run is not None and run.status == "succeeded", (run and run.status, run.message)
     assert run.counts.get("enrolled") == rows, run.counts
     sent = [a for a in arrivals if a[2] != ARRIVALS_PATH]
@@ -138,18 +141,24 @@ def _apex_run(path: Path, rows: int, rate: int) -> dict:
         "cpu_seconds": round(cpu, 2),
         "stage_timings": run.stage_timings,
         "bare_client_seconds": bare,
+        "bare_http_client_seconds": plain,
     }
 
 
-def _bare_posts(url: str, count: int) -> float:
-    """`count` POSTs of a batch-sized body from APEX_CONCURRENCY threads, each with its own
-    keep-alive `requests.Session`, to a path the simulator answers at once (after its
-    latency): no validation, no database, no token, no retries."""
+def _bare_posts(url: str, count: int, *, client: str = "requests") -> float:
+    """`count` POSTs of a batch-sized body from APEX_CONCURRENCY threads, each on its own
+    keep-alive connection, to a path the simulator answers at once (after its latency): no
+    validation, no database, no token, no retries. `client`: a `requests.Session` (the
+    HTTP client of integrations/http.py), or the standard library's `http.client` (what
+    the transport costs under any client: one send a request, nothing else)."""
+    import http.client
     import threading
+    from urllib.parse import urlsplit
 
     import requests
 
     body = {"students": [{"StudentId": f"s{i}"} for i in range(APEX_BATCH)]}
+    raw = json.dumps(body).encode()
     each, extra = divmod(count, APEX_CONCURRENCY)
     share = [each + (i < extra) for i in range(APEX_CONCURRENCY)]
 
@@ -158,7 +167,19 @@ def _bare_posts(url: str, count: int) -> float:
         for _ in range(n):
             session.post(f"{url}/_bench/bare", json=body, timeout=30)
 
-    threads = [threading.Thread(target=send, args=(n,)) for n in share]
+    def send_plain(n: int) -> None:
+        where = urlsplit(url)
+        connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+        headers = {"Content-Type": "application/json"}
+        try:
+            for _ in range(n):
+                connection.request("POST", "/_bench/bare", body=raw, headers=headers)
+                json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+
+    target = send if client == "requests" else send_plain
+    threads = [threading.Thread(target=target, args=(n,)) for n in share]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -227,7 +248,11 @@ def apex_enroll(size: str) -> list[Result]:
                         f"; a bare client sending as many POSTs from {APEX_CONCURRENCY} "
                         f"threads to the same simulator took {got['bare_client_seconds']} s "
                         f"({got['bare_client_seconds'] / floor:.2f}x this floor; the job is "
-                        f"{got['seconds'] / got['bare_client_seconds']:.2f}x that)"
+                        f"{got['seconds'] / got['bare_client_seconds']:.2f}x that); the "
+                        "same POSTs through the standard library's http.client took "
+                        f"{got['bare_http_client_seconds']} s "
+                        f"({got['bare_http_client_seconds'] / floor:.2f}x this floor: the "
+                        "difference is the requests library's own work)"
                         if got.get("bare_client_seconds")
                         else ""
                     )
