@@ -305,3 +305,35 @@ def test_pages_are_asked_ahead_of_their_use_within_a_bound():
     # When the first list's last page was taken, the second list's were already asked for:
     # the reading threads do not wait at the end of a list.
     assert submitted.index(("/s1", 2)) < queued_when[0, pages]
+
+
+def test_a_list_ending_before_its_first_page_said_asks_no_more_of_its_pages():
+    # /a's first page announces 40 pages, its second says 2: the pages the first announced
+    # past the end are not asked for any more, and /b's pages still come from the threads.
+    from types import SimpleNamespace
+
+    from integrations.titan.client import PAGES_AHEAD
+
+    lists = {
+        "/a": {p: ([p], 40 if p == 1 else 2) for p in range(1, 41)},
+        "/b": {p: ([p], 20) for p in range(1, 21)},
+    }
+    http = SimpleNamespace(session=SimpleNamespace(close=lambda: None))
+    client = TitanClient(http, read_concurrency=2)
+    client._page = Lists(lists)
+    submitted: list[tuple[str, int]] = []
+    queue = client._submit
+
+    def recorded(fn, *args):
+        submitted.append((args[1], args[3]))  # args: _page, path, what, page
+        return queue(fn, *args)
+
+    client._submit = recorded
+    try:
+        got = [entry[:2] for entry in client._page_lists([(p, p) for p in lists], None)]
+    finally:
+        client.close()
+    assert got == [(0, 1), (0, 2), *((1, p) for p in range(1, 21))]
+    # Only the pages asked before page 2 was taken (the bound ahead of it), none after.
+    assert max(p for path, p in submitted if path == "/a") <= 2 + 2 * PAGES_AHEAD
+    assert sorted(p for path, p in submitted if path == "/b") == list(range(1, 21))

@@ -187,6 +187,7 @@ class _Prefetch:
         self.futures: dict[tuple[int, int], Future] = {}
         self.firsts = [self._submit(index, 1) for index in range(len(lists))]
         self.rest = 0  # pages after the first fetched and not yet taken
+        self.ended: set[int] = set()  # the lists that ended (`done`)
         self.order = self._order()
 
     def _submit(self, index: int, page: int) -> Future:
@@ -204,8 +205,12 @@ class _Prefetch:
             if first.exception() is not None:
                 return  # raised when that page is taken; nothing after it is needed
             items, total = first.result()
-            if items:
-                yield from ((index, page) for page in range(2, min(total, MAX_PAGES) + 1))
+            if not items:
+                continue
+            for page in range(2, min(total, MAX_PAGES) + 1):
+                if index in self.ended:  # ended before the first page's total_pages
+                    break
+                yield index, page
 
     def _fill(self) -> None:
         while self.rest < self.ahead:
@@ -226,7 +231,8 @@ class _Prefetch:
         return future.result()
 
     def done(self, index: int) -> None:
-        """A list ended: drop its pages fetched past its end."""
+        """A list ended: drop its pages fetched past its end, and ask for no more."""
+        self.ended.add(index)
         for key in [key for key in self.futures if key[0] == index]:
             self.futures.pop(key).cancel()
             self.rest -= key[1] > 1
