@@ -337,3 +337,38 @@ def test_a_list_ending_before_its_first_page_said_asks_no_more_of_its_pages():
     # Only the pages asked before page 2 was taken (the bound ahead of it), none after.
     assert max(p for path, p in submitted if path == "/a") <= 2 + 2 * PAGES_AHEAD
     assert sorted(p for path, p in submitted if path == "/b") == list(range(1, 21))
+
+
+def test_first_pages_are_asked_within_the_bound_however_many_sites():
+    # A long users list, then 40 sites of one page each: the first pages are asked a
+    # window at a time (the list in use and 2 x PAGES_AHEAD after it), never all at once.
+    from types import SimpleNamespace
+
+    from integrations.titan.client import PAGES_AHEAD
+
+    lists = {"/users": {p: ([p], 30) for p in range(1, 31)}}
+    lists |= {f"/site{n}": {1: ([n], 1)} for n in range(40)}
+    http = SimpleNamespace(session=SimpleNamespace(close=lambda: None))
+    client = TitanClient(http, read_concurrency=2)
+    client._page = Lists(lists)
+    submitted: list[tuple[str, int]] = []
+    queue = client._submit
+
+    def recorded(fn, *args):
+        submitted.append((args[1], args[3]))  # args: _page, path, what, page
+        return queue(fn, *args)
+
+    client._submit = recorded
+    firsts_ahead = []
+    try:
+        got = []
+        for index, page, _items in client._page_lists([(p, p) for p in lists], None):
+            got.append((index, page))
+            asked = sum(1 for _path, p in submitted if p == 1)
+            firsts_ahead.append(asked - (index + 1))  # first pages asked, not yet taken
+    finally:
+        client.close()
+    assert got == [(0, p) for p in range(1, 31)] + [(n, 1) for n in range(1, 41)]
+    assert sorted(submitted) == sorted({(path, p) for path in lists for p in lists[path]})
+    assert max(firsts_ahead) <= 2 * PAGES_AHEAD
+    assert firsts_ahead[0] == 2 * PAGES_AHEAD  # the sites after the users list: asked early

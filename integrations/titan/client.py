@@ -173,19 +173,23 @@ class _Prefetch:
     their use (`TitanClient._page_lists` takes them in order and decides where each list
     ends, as when they are read one by one).
 
-    The first page of every list is asked for at once (it says how many pages its list
-    has); then the other pages in the order they are used, 2 to the first page's
-    total_pages of each list, at most `read_concurrency` x PAGES_AHEAD of them fetched
-    and not yet taken. A page the first one did not announce (the list grew) is fetched
-    when it is needed; pages past a list's end are dropped. An error of a page is raised
-    when that page is taken, never earlier."""
+    A list's first page says how many pages it has: the first pages of the list in use and
+    of the `read_concurrency` x PAGES_AHEAD lists after it are asked for (so a read of
+    thousands of sites never holds more than that many first pages); then the other pages
+    in the order they are used, 2 to the first page's total_pages of each list, at most
+    `read_concurrency` x PAGES_AHEAD of them fetched and not yet taken. A page the first
+    one did not announce (the list grew) is fetched when it is needed; pages past a list's
+    end are dropped. An error of a page is raised when that page is taken, never earlier."""
 
     def __init__(self, client: TitanClient, lists: list[tuple[str, str]]) -> None:
         self.client = client
         self.lists = lists
         self.ahead = client.read_concurrency * PAGES_AHEAD
         self.futures: dict[tuple[int, int], Future] = {}
-        self.firsts = [self._submit(index, 1) for index in range(len(lists))]
+        self.firsts: dict[int, Future] = {}  # first pages asked for, until `_order` reads them
+        self.next_first = 0  # the next list whose first page is to be asked for
+        self.current = 0  # the list in use
+        self._firsts_ask(self.ahead + 1)
         self.rest = 0  # pages after the first fetched and not yet taken
         self.ended: set[int] = set()  # the lists that ended (`done`)
         self.order = self._order()
@@ -199,9 +203,26 @@ class _Prefetch:
         self.futures[index, page] = future
         return future
 
-    def _order(self) -> Iterator[tuple[int, int]]:
-        """The pages after the first of each list, in the order they are used."""
-        for index, first in enumerate(self.firsts):
+    def _firsts_ask(self, upto: int) -> None:
+        """Ask for the first pages of the lists before `upto`, in order, once each."""
+        upto = min(upto, len(self.lists))
+        while self.next_first < upto:
+            self.firsts[self.next_first] = self._submit(self.next_first, 1)
+            self.next_first += 1
+
+    def _order(self) -> Iterator[tuple[int, int] | None]:
+        """The pages after the first of each list, in the order they are used; None while
+        the next one cannot be known yet without waiting (its list's first page is still
+        on its way, or its list is more than the bound ahead of the list in use): the
+        thread taking the pages never waits here."""
+        for index in range(len(self.lists)):
+            while index > self.current + self.ahead:
+                yield None
+            self._firsts_ask(index + 1)
+            first = self.firsts[index]
+            while not first.done():
+                yield None
+            del self.firsts[index]
             if first.exception() is not None:
                 return  # raised when that page is taken; nothing after it is needed
             items, total = first.result()
@@ -215,16 +236,24 @@ class _Prefetch:
     def _fill(self) -> None:
         while self.rest < self.ahead:
             job = next(self.order, None)
-            if job is None:
+            if job is None:  # the end, or nothing to ask for yet
                 return
             self._submit(*job)
             self.rest += 1
 
-    def page(self, index: int, page: int) -> tuple[list[Any], int]:
+    def _take(self, index: int, page: int) -> Future | None:
         future = self.futures.pop((index, page), None)
         if page > 1 and future is not None:
             self.rest -= 1
+        return future
+
+    def page(self, index: int, page: int) -> tuple[list[Any], int]:
+        self.current = index
+        self._firsts_ask(index + self.ahead + 1)
+        future = self._take(index, page)
         self._fill()
+        if future is None:
+            future = self._take(index, page)  # asked for just now
         if future is None:  # not announced by the first page: the list grew
             path, what = self.lists[index]
             return self.client._page(path, what, page)
