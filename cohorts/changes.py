@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import compress
 from typing import Any
 
@@ -236,19 +236,27 @@ def snapshot_before(cohort, *, now: datetime | None = None) -> Snapshot:
     return snapshot_from_health(*found, cohort_id=cohort.pk, cohort_name=cohort.name)
 
 
+# How old the before's moment may be for the health computed as of it to be the one
+# stored for the pages as well (see snapshot_after).
+BEFORE_REUSED_FOR = timedelta(seconds=60)
+
+
 def snapshot_after(cohort, *, at: datetime | None, now: datetime | None = None) -> Snapshot:
     """A pull's "after", as of `at` (the before's moment, so that only what the pull wrote
-    shows as a change, never time passing). The rows are read once, and the health is
-    computed once: as of `at`, it is also the health stored for the pages, which serve a
-    stored health while it is fresh (`health_store.is_fresh`: `HEALTH_MAX_AGE_SECONDS`,
-    the same local day). Only a pull that outlived that bound computes a second health,
-    as of `now`, to store. `cohort` is read after the pull's writes (its data version
-    bumped)."""
+    shows as a change, never time passing). The rows are read once. The health is computed
+    once when `at` is recent (at most `BEFORE_REUSED_FOR` ago, the same local day: a
+    first pull's, or a before computed at the pull's start, of a pull that took less):
+    as of `at`, it is also the health stored for the pages, which then says "as of" at
+    most that much before the pull's end and stays fresh nearly as long as one computed
+    at its end. Otherwise (a before read from an older stored health, a longer pull) a
+    second health, as of `now`, is computed and stored. `cohort` is read after the pull's
+    writes (its data version bumped)."""
     now = now or timezone.now()
     began = time.perf_counter()
     frames = cohort_frames_with_leavers(cohort=cohort)
     then = at if at is not None else now
-    moment = then if health_store.is_fresh(then, now) else now
+    recent = health_store.is_fresh(then, now) and now - then <= BEFORE_REUSED_FOR
+    moment = then if recent else now
     current, leavers = health_store.health_compute(cohort, now=moment, frames=frames)
     current.state()
     health_store.health_store(cohort, current, leavers, seconds=time.perf_counter() - began)

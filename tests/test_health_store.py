@@ -290,17 +290,36 @@ def test_the_before_is_read_from_storage_and_the_after_is_as_of_its_moment(
     with django_assert_num_queries(1):  # the stored health and its pairs: no rows read
         before = snapshot_before(cohort)
     assert before == snapshot_take(fresh(cohort_a), now=hc.NOW)
-    # Five minutes on, the after is still as of the before's moment (no change from time
-    # passing). That health is still fresh for the pages (HEALTH_MAX_AGE_SECONDS 600):
-    # it is computed once, and stored as of that moment.
+    # Half a minute on, the after is still as of the before's moment (no change from time
+    # passing). That moment is recent: the health is computed once, and stored as of it.
     moments = counting_computations(monkeypatch)
-    later = hc.NOW + timedelta(minutes=5)
+    later = hc.NOW + timedelta(seconds=30)
     with time_machine.travel(later, tick=False):
         after = snapshot_after(fresh(cohort_a), at=before.at)
         assert after == snapshot_take(fresh(cohort_a), now=hc.NOW)
         assert moments == [before.at]
         assert stored(cohort_a).computed_at == hc.NOW
         assert health_store.health_served(fresh(cohort_a)).stored  # served, not recomputed
+
+
+def test_a_before_read_from_an_older_stored_health_stores_one_as_of_the_pulls_end(
+    ids, cohort_a, monkeypatch, settings
+):
+    # The before comes from a health stored nine minutes and fifty seconds before the
+    # pull's end (fresh, HEALTH_MAX_AGE_SECONDS 600): the after compares as of that moment,
+    # and the pages get a health as of the pull's end, with its whole life ahead of it.
+    settings.HEALTH_MAX_AGE_SECONDS = 600
+    health_store.health_served(fresh(cohort_a))
+    before = snapshot_before(fresh(cohort_a))
+    moments = counting_computations(monkeypatch)
+    later = hc.NOW + timedelta(minutes=9, seconds=50)
+    with time_machine.travel(later, tick=False):
+        after = snapshot_after(fresh(cohort_a), at=before.at)
+        assert after == snapshot_take(fresh(cohort_a), now=hc.NOW)
+        assert moments == [later, before.at]
+        assert stored(cohort_a).computed_at == later
+    with time_machine.travel(later + timedelta(minutes=1), tick=False):
+        assert health_store.health_served(fresh(cohort_a)).stored  # still fresh
 
 
 def test_a_pull_longer_than_the_max_age_stores_a_health_as_of_its_end(
