@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from cohorts.models import Cohort, Progression, Student
+from integrations import batches
 from integrations.canvas import client as client_module
 from integrations.canvas import pull as pull_module
 from integrations.canvas.client import CanvasClient
@@ -115,7 +116,8 @@ def test_a_pair_read_twice_by_an_incremental_pull_is_counted_once(canvas, small_
         return out
 
     monkeypatch.setattr(pull_module, "map_submissions", map_submissions)
-    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self: False)  # a write a page
+    # The next page is never there: a write a page.
+    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self, timeout=0.0: False)
     run = pull(BIOLOGY)
     assert run.status == RunStatus.SUCCEEDED, run.message
     assert run.params["since"]
@@ -140,8 +142,9 @@ def _failing_after(monkeypatch, good_pages: int) -> None:
 
 def test_a_pull_failing_before_its_first_commit_stores_nothing(canvas, small_pages, monkeypatch):
     canvas()
-    monkeypatch.setattr(pull_module, "BATCH_SECONDS", 3600.0)
-    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self: True)  # never waits
+    monkeypatch.setattr(batches, "BATCH_SECONDS", 3600.0)
+    # The next page is always there: never waits.
+    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self, timeout=0.0: True)
     _failing_after(monkeypatch, good_pages=3)
     run = pull(BIOLOGY)
     assert run.status == RunStatus.FAILED and "could not connect" in run.message
@@ -158,7 +161,8 @@ def test_a_pull_failing_half_way_keeps_what_it_committed_and_the_next_reads_all(
     first = pull(BIOLOGY)
     assert first.status == RunStatus.SUCCEEDED
     Progression.objects.all().delete()
-    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self: False)  # commit each page
+    # The next page is never there: commit each page.
+    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self, timeout=0.0: False)
     params = {"full_refresh": True}
     with monkeypatch.context() as patch:
         _failing_after(patch, good_pages=3)
@@ -183,7 +187,8 @@ def test_no_transaction_is_open_while_the_pull_waits_for_canvas(canvas, small_pa
     from django.db import connection
 
     canvas()
-    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self: False)  # always waits
+    # The next page is never there: always waits.
+    monkeypatch.setattr(pull_module.Prefetch, "ready", lambda self, timeout=0.0: False)
     depths: list[int] = []
     real_next = pull_module.Prefetch.__next__
 

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from cohorts.models import Progression
+from integrations import batches
 from integrations.http import TransientError, VendorError
 from integrations.jobs import job_execute
 from integrations.openclass import pull
@@ -143,7 +144,7 @@ def test_a_failure_inside_a_batch_of_pages_keeps_the_pages_before_it(openclass, 
 
     sim = openclass()
     # Every page in one transaction: the next one is always there, the batch never ages.
-    monkeypatch.setattr(pull, "BATCH_SECONDS", 3600)
+    monkeypatch.setattr(batches, "BATCH_SECONDS", 3600)
     monkeypatch.setattr(Prefetch, "ready", lambda self, timeout=0.0: True)
     real_upsert = pull.progressions_upsert
     calls = []
@@ -166,17 +167,49 @@ def test_a_failure_inside_a_batch_of_pages_keeps_the_pages_before_it(openclass, 
 def test_pages_share_a_transaction_only_while_the_next_one_is_waiting():
     from django.db import connection
 
-    batch = pull._PageBatch()
+    batch = batches.WriteBatches()
     depth = len(connection.atomic_blocks)
+    asked = []
+
+    def ready(answer):
+        return lambda timeout: asked.append(timeout) or answer
+
+    batch.before_wait(ready(False))  # nothing open: nothing to commit, nothing asked
+    assert asked == [] and not batch.open
     batch.begin()
-    batch.page_done(next_ready=True)
+    batch.page_done()  # younger than BATCH_SECONDS: stays open
+    batch.before_wait(ready(True))
     assert len(connection.atomic_blocks) == depth + 1  # still open: the next page is there
+    assert asked == [batches.WAIT_OPEN_SECONDS]
     batch.begin()  # the next page joins it
     assert len(connection.atomic_blocks) == depth + 1
-    batch.page_done(next_ready=False)  # nothing to store yet: commit rather than hold it
+    assert not batch.committed
+    batch.before_wait(ready(False))  # not there within the wait: commit rather than hold it
+    assert len(connection.atomic_blocks) == depth and batch.committed
+    batch.end()  # nothing open: nothing to do
     assert len(connection.atomic_blocks) == depth
-    batch.commit()  # nothing open: nothing to do
+
+
+@pytest.mark.django_db
+def test_a_batch_commits_once_it_is_old_and_rolls_back_when_ended_with_an_error(monkeypatch):
+    from django.db import connection
+
+    from cohorts.models import Cohort, Source
+
+    clock = [100.0]
+    monkeypatch.setattr(batches.time, "monotonic", lambda: clock[0])
+    batch = batches.WriteBatches()
+    depth = len(connection.atomic_blocks)
+    batch.begin()
+    Cohort.objects.create(name="kept", source=Source.OPENCLASS, external_id="k")
+    clock[0] += batches.BATCH_SECONDS
+    batch.page_done()  # open for BATCH_SECONDS: committed however soon the next page is
+    assert len(connection.atomic_blocks) == depth and batch.committed
+    batch.begin()
+    Cohort.objects.create(name="dropped", source=Source.OPENCLASS, external_id="d")
+    batch.end(RuntimeError("the store failed"))
     assert len(connection.atomic_blocks) == depth
+    assert list(Cohort.objects.values_list("name", flat=True)) == ["kept"]
 
 
 def test_ready_waits_up_to_its_timeout_for_the_next_item():
@@ -211,5 +244,5 @@ def test_the_pull_waits_briefly_for_the_next_page_before_committing(openclass, m
     monkeypatch.setattr(Prefetch, "ready", ready)
     run = job_execute(openclass_run_create(class_id=WEB, triggered_by="test").pk)
     assert run.status == RunStatus.SUCCEEDED
-    assert timeouts and set(timeouts) == {pull.WAIT_OPEN_SECONDS}
-    assert 0 < pull.WAIT_OPEN_SECONDS <= pull.BATCH_SECONDS
+    assert timeouts and set(timeouts) == {batches.WAIT_OPEN_SECONDS}
+    assert 0 < batches.WAIT_OPEN_SECONDS <= batches.BATCH_SECONDS

@@ -47,6 +47,7 @@ from cohorts.services import (
     progressions_upsert,
     students_upsert,
 )
+from integrations.batches import WriteBatches
 from integrations.canvas.client import (
     Bucket,
     CanvasAuthError,
@@ -409,8 +410,9 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
     Streamed (`data.submission_pages`, a course pull): nothing is written before the first
     submissions page has arrived, and each page is stored while the next one is read
     (`integrations.prefetch.Prefetch`), so memory does not grow with the course. Pages go
-    several to a transaction (`_Batches`), committed as soon as the next page is not there
-    yet, so the write lock is never held while waiting for Canvas. A pull that fails before
+    several to a transaction (`integrations.batches.WriteBatches`), committed when the next
+    page is not there within 50 ms, so the write lock is never held longer while waiting
+    for Canvas. A pull that fails before
     its first commit leaves nothing of the course stored, as before; one that fails later
     keeps the pages it committed and says so (`params.stored_partially`): the next pull of
     the course then reads every submission again (`course_known`).
@@ -471,56 +473,8 @@ def course_store(tracker: RunTracker, data: CourseData) -> None:
         run.params["full_read"] = not data.since
 
 
-# Streamed pages stored in one transaction at most this long (each write in a savepoint).
-BATCH_SECONDS = 0.5
-# How long a batch stays open while the next page is on its way (then it is committed).
-WAIT_OPEN_SECONDS = 0.05
 # Submissions written in one upsert at most (progressions_upsert's statement size).
 WRITE_ROWS = 500
-
-
-class _Batches:
-    """Streamed pages' writes several to a transaction, each write in its own savepoint: a
-    commit per page cost SQLite more than the page's writes (measured on the 50k bench: a
-    first pull's store 3x slower). `begin` (called by a write) opens one if none is open;
-    `page_done` commits one open for `BATCH_SECONDS`; `before_wait` commits before waiting
-    for Canvas's next page longer than `WAIT_OPEN_SECONDS`, so the write lock is never held
-    while Canvas is slow; `end` commits (or, given the error, rolls back) what is open."""
-
-    def __init__(self) -> None:
-        self._atomic: transaction.Atomic | None = None
-        self._began = 0.0
-        self.committed = False
-
-    def begin(self) -> None:
-        if self._atomic is None:
-            self._atomic = transaction.atomic()
-            self._atomic.__enter__()
-            self._began = time.monotonic()
-
-    def page_done(self) -> None:
-        if self._atomic is not None and time.monotonic() - self._began >= BATCH_SECONDS:
-            self.end()
-
-    def before_wait(self, ready: Callable[[], bool]) -> None:
-        if self._atomic is None or ready():
-            return
-        until = time.monotonic() + WAIT_OPEN_SECONDS
-        while time.monotonic() < until:
-            time.sleep(0.001)
-            if ready():
-                return
-        self.end()
-
-    def end(self, error: BaseException | None = None) -> None:
-        atomic, self._atomic = self._atomic, None
-        if atomic is None:
-            return
-        if error is None:
-            atomic.__exit__(None, None, None)
-            self.committed = True
-        else:
-            atomic.__exit__(type(error), error, error.__traceback__)
 
 
 class _CourseWriter:
@@ -650,7 +604,7 @@ class _CourseWriter:
         tracker = self.tracker
         timings = tracker.run.stage_timings
         waited_before = timings.get("submissions", 0.0)
-        batches = _Batches()
+        batches = WriteBatches()
         try:
             with (
                 Prefetch(pages, name="canvas-submissions") as prefetch,

@@ -1,7 +1,8 @@
 """The OpenClass pull job: class detail and progressions into a cohort.
 
 Streams the class's progressions one page at a time (a class can hold tens of thousands)
-and writes each page in its own transaction, so memory stays flat and a failure on page N
+and writes each page in its own savepoint, pages sharing a transaction while the next one
+is already there (`integrations.batches`), so memory stays flat and a failure on page N
 keeps pages 0..N-1. Re-running over unchanged data writes nothing (upserts keyed by the
 vendor's ids). A resumed run (re-queued after its worker died) starts again from page 0;
 pages stored before come back as `unchanged`.
@@ -32,6 +33,7 @@ from cohorts.services import (
     progressions_upsert,
     students_upsert,
 )
+from integrations.batches import WriteBatches
 from integrations.changes import cohort_changes_recorded
 from integrations.http import ConfigError, VendorError
 from integrations.jobs import InvalidInput
@@ -221,7 +223,9 @@ def _pages_pull(
     next_page = 0
     skipped_any, more_promised = False, False
     memo = PullMemo()  # students and assignments this pull has written
-    batch = _PageBatch()
+    # Pages share a transaction while the next one is there (each in its own savepoint);
+    # its commits are the store's time.
+    batch = WriteBatches(timing=store.timing)
     try:
         # Page N+1 is fetched and decoded in a thread while page N is stored here.
         with Prefetch(
@@ -232,10 +236,9 @@ def _pages_pull(
                     batch.begin()
                     _progress_total(tracker, page)
                     seen_pks.update(_page_store(tracker, cohort, page, memo, wrote))
+                batch.page_done()
                 # Waiting for the next page is OpenClass's time (fetch), not the store's.
-                next_ready = pages.ready(timeout=WAIT_OPEN_SECONDS)
-                with store.timing():
-                    batch.page_done(next_ready=next_ready)
+                batch.before_wait(pages.ready)
                 skipped_any = skipped_any or bool(page.invalid)
                 more_promised = page.can_load_more
                 students.update(p.user.id for p in page.progressions)
@@ -252,8 +255,7 @@ def _pages_pull(
         # Not the vendor (the database, a bug): the run's message still says which page.
         raise PagePullError(f"{type(exc).__name__}: {exc} {_at_page(next_page)}") from exc
     finally:
-        with store.timing():
-            batch.commit()  # the pages stored before a failure stay
+        batch.end()  # the pages stored before a failure stay
     # A skipped record may be a student's only one, and a last page that still promised
     # more ended the listing early (the client stops on an empty page): neither pull saw
     # the whole class, so nobody is taken as having left.
@@ -265,44 +267,6 @@ def _pages_pull(
         for key, n in (("left", changed.left), ("returned", changed.returned)):
             if n:
                 tracker.set_count(key, n)
-
-
-# Pages stored in one transaction at most this long (each page in its own savepoint).
-BATCH_SECONDS = 0.5
-# How long a batch stays open while the next page is on its way (then it is committed).
-WAIT_OPEN_SECONDS = 0.05
-
-
-class _PageBatch:
-    """Several pages in one transaction, each in its own savepoint (`_page_store`'s atomic
-    block), because a commit per page cost SQLite as much as the inserts (WAL writes).
-
-    Committed after `BATCH_SECONDS`, when the next page is not there within
-    `WAIT_OPEN_SECONDS` (so the write lock is never held longer while waiting for
-    OpenClass: a slow vendor still commits every page), and whenever the pull stops: a
-    page that fails rolls back to its savepoint, and the pages before it are committed.
-    Committing as soon as the next page was not there yet made a commit for 182 of 300
-    pages on the 30k bench, most of them with the page a millisecond or two away.
-    """
-
-    def __init__(self) -> None:
-        self._atomic: transaction.Atomic | None = None
-        self._began = 0.0
-
-    def begin(self) -> None:
-        if self._atomic is None:
-            self._atomic = transaction.atomic()
-            self._atomic.__enter__()
-            self._began = time.monotonic()
-
-    def page_done(self, *, next_ready: bool) -> None:
-        if not next_ready or time.monotonic() - self._began >= BATCH_SECONDS:
-            self.commit()
-
-    def commit(self) -> None:
-        atomic, self._atomic = self._atomic, None
-        if atomic is not None:
-            atomic.__exit__(None, None, None)
 
 
 class PagePullError(Exception):
