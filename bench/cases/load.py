@@ -5,7 +5,7 @@ processes), DEBUG=false, on loopback, with the command docs/operations.md gives,
 the bench cohort (`manage.py generate_bench_cohort`: 200,000 progressions in the cohort,
 the database padded to 1,000,000; the health-page case's data directory, shared). locust
 (bench/locustfile.py) then runs 10 and then 50
-concurrent mentors for BENCH_LOAD_SECONDS (30) each, headless, without think time, mixing
+concurrent mentors for BENCH_LOAD_SECONDS (20) each, headless, without think time, mixing
 the health page, the student page, two CSVs and three API answers (with an API key made by
 `manage.py create_api_token`). Reported per level: requests/s, p50/p95/p99, errors. Any
 error fails the case.
@@ -361,7 +361,7 @@ def run(size: str) -> list[Result]:
     from django.conf import settings
 
     total = int(os.environ.get("BENCH_LOAD_TOTAL_PROGRESSIONS", "1000000"))
-    seconds = int(os.environ.get("BENCH_LOAD_SECONDS", "30"))
+    seconds = int(os.environ.get("BENCH_LOAD_SECONDS", "20"))
     config = _prepare(total)
     database = "PostgreSQL" if config["vendor"] == "postgresql" else "SQLite"
     alone = _alone(config)
