@@ -53,10 +53,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.size and size not in args.size:
                 continue
             print(f"bench: {case.name} [{size}] ...", file=sys.stderr, flush=True)
+            case_began = time.monotonic()
             done = run_in_child(case, size)
             results.extend(done)
             for line in table(done).splitlines()[2:]:
                 print(line, file=sys.stderr, flush=True)
+            # What each case costs of `make bench`'s 15 minutes (data, floors and all).
+            spent = time.monotonic() - case_began
+            print(f"bench: {case.name} [{size}] took {spent:.0f} s", file=sys.stderr, flush=True)
     total = time.monotonic() - began
     return report(results, total, write=args.write, strict=args.strict)
 

@@ -72,6 +72,16 @@ def test_an_unknown_case_name_is_refused(capsys, monkeypatch):
     assert "no case named no-such-case" in capsys.readouterr().err
 
 
+def test_each_case_says_what_it_took_of_the_run(capsys, monkeypatch):
+    case = BenchCase(name="x", func="nowhere.run", sizes=("a", "b"))
+    monkeypatch.setattr(bench_main, "cases", lambda: [case])
+    monkeypatch.setattr(bench_main, "run_in_child", lambda c, size: [_result(size=size)])
+    monkeypatch.setattr(bench_main, "report", lambda results, total, **kw: len(results))
+    assert bench_main.main(["--only", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "bench: x [a] took 0 s" in err and "bench: x [b] took 0 s" in err
+
+
 def test_the_docs_keep_the_hand_written_sections(tmp_path):
     from datetime import UTC, datetime
 
