@@ -307,17 +307,11 @@ def test_pages_are_asked_ahead_of_their_use_within_a_bound():
     assert submitted.index(("/s1", 2)) < queued_when[0, pages]
 
 
-def test_a_list_ending_before_its_first_page_said_asks_no_more_of_its_pages():
-    # /a's first page announces 40 pages, its second says 2: the pages the first announced
-    # past the end are not asked for any more, and /b's pages still come from the threads.
+def _recording_client(lists) -> tuple[TitanClient, list[tuple[str, int]]]:
+    """A client reading these canned lists (2 threads), and the (path, page) pairs it asks
+    for, in the order it asks."""
     from types import SimpleNamespace
 
-    from integrations.titan.client import PAGES_AHEAD
-
-    lists = {
-        "/a": {p: ([p], 40 if p == 1 else 2) for p in range(1, 41)},
-        "/b": {p: ([p], 20) for p in range(1, 21)},
-    }
     http = SimpleNamespace(session=SimpleNamespace(close=lambda: None))
     client = TitanClient(http, read_concurrency=2)
     client._page = Lists(lists)
@@ -329,6 +323,20 @@ def test_a_list_ending_before_its_first_page_said_asks_no_more_of_its_pages():
         return queue(fn, *args)
 
     client._submit = recorded
+    return client, submitted
+
+
+def test_a_list_ending_before_its_first_page_said_asks_no_more_of_its_pages():
+    # /a's first page announces 40 pages, its second says 2: the pages the first announced
+    # past the end are not asked for any more, and /b's pages still come from the threads.
+
+    from integrations.titan.client import PAGES_AHEAD
+
+    lists = {
+        "/a": {p: ([p], 40 if p == 1 else 2) for p in range(1, 41)},
+        "/b": {p: ([p], 20) for p in range(1, 21)},
+    }
+    client, submitted = _recording_client(lists)
     try:
         got = [entry[:2] for entry in client._page_lists([(p, p) for p in lists], None)]
     finally:
@@ -342,23 +350,12 @@ def test_a_list_ending_before_its_first_page_said_asks_no_more_of_its_pages():
 def test_first_pages_are_asked_within_the_bound_however_many_sites():
     # A long users list, then 40 sites of one page each: the first pages are asked a
     # window at a time (the list in use and 2 x PAGES_AHEAD after it), never all at once.
-    from types import SimpleNamespace
 
     from integrations.titan.client import PAGES_AHEAD
 
     lists = {"/users": {p: ([p], 30) for p in range(1, 31)}}
     lists |= {f"/site{n}": {1: ([n], 1)} for n in range(40)}
-    http = SimpleNamespace(session=SimpleNamespace(close=lambda: None))
-    client = TitanClient(http, read_concurrency=2)
-    client._page = Lists(lists)
-    submitted: list[tuple[str, int]] = []
-    queue = client._submit
-
-    def recorded(fn, *args):
-        submitted.append((args[1], args[3]))  # args: _page, path, what, page
-        return queue(fn, *args)
-
-    client._submit = recorded
+    client, submitted = _recording_client(lists)
     firsts_ahead = []
     try:
         got = []
