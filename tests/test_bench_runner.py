@@ -73,13 +73,23 @@ def test_an_unknown_case_name_is_refused(capsys, monkeypatch):
 
 
 def test_each_case_says_what_it_took_of_the_run(capsys, monkeypatch):
+    # A clock that each case moves on: size a takes 7 s, size b 42 s.
+    from types import SimpleNamespace
+
+    now = [100.0]
+    monkeypatch.setattr(bench_main, "time", SimpleNamespace(monotonic=lambda: now[0]))
+
+    def run(case, size):
+        now[0] += {"a": 7, "b": 42}[size]
+        return [_result(size=size)]
+
     case = BenchCase(name="x", func="nowhere.run", sizes=("a", "b"))
     monkeypatch.setattr(bench_main, "cases", lambda: [case])
-    monkeypatch.setattr(bench_main, "run_in_child", lambda c, size: [_result(size=size)])
-    monkeypatch.setattr(bench_main, "report", lambda results, total, **kw: len(results))
-    assert bench_main.main(["--only", "x"]) == 2
+    monkeypatch.setattr(bench_main, "run_in_child", run)
+    monkeypatch.setattr(bench_main, "report", lambda results, total, **kw: (len(results), total))
+    assert bench_main.main(["--only", "x"]) == (2, 49)
     err = capsys.readouterr().err
-    assert "bench: x [a] took 0 s" in err and "bench: x [b] took 0 s" in err
+    assert "bench: x [a] took 7 s" in err and "bench: x [b] took 42 s" in err
 
 
 def test_the_docs_keep_the_hand_written_sections(tmp_path):

@@ -273,40 +273,6 @@ def test_a_bad_page_of_a_later_list_is_raised_only_when_its_turn_comes(concurren
     assert error is not None and "without data" in str(error)
 
 
-def test_pages_are_asked_ahead_of_their_use_within_a_bound():
-    from types import SimpleNamespace
-
-    from integrations.titan.client import PAGES_AHEAD
-
-    pages = 60
-    lists = {f"/s{n}": {p: ([p], pages) for p in range(1, pages + 1)} for n in range(3)}
-    http = SimpleNamespace(session=SimpleNamespace(close=lambda: None))
-    client = TitanClient(http, read_concurrency=2)
-    client._page = Lists(lists)
-    submitted: list[tuple[str, int]] = []  # in the order the reading thread queued them
-    queue = client._submit
-
-    def recorded(fn, *args):
-        submitted.append((args[1], args[3]))  # args: _page, path, what, page
-        return queue(fn, *args)
-
-    client._submit = recorded
-    taken, ahead, queued_when = 0, [], {}
-    try:
-        for index, page, _items in client._page_lists([(p, p) for p in lists], None):
-            taken += 1
-            ahead.append(len(submitted) - taken)
-            queued_when[index, page] = len(submitted)
-    finally:
-        client.close()
-    assert taken == 3 * pages and len(submitted) == 3 * pages
-    # Every list's first page, and at most 2 x PAGES_AHEAD others, asked and not yet taken.
-    assert max(ahead) <= 3 + 2 * PAGES_AHEAD
-    # When the first list's last page was taken, the second list's were already asked for:
-    # the reading threads do not wait at the end of a list.
-    assert submitted.index(("/s1", 2)) < queued_when[0, pages]
-
-
 def _recording_client(lists) -> tuple[TitanClient, list[tuple[str, int]]]:
     """A client reading these canned lists (2 threads), and the (path, page) pairs it asks
     for, in the order it asks."""
@@ -326,10 +292,31 @@ def _recording_client(lists) -> tuple[TitanClient, list[tuple[str, int]]]:
     return client, submitted
 
 
+def test_pages_are_asked_ahead_of_their_use_within_a_bound():
+    from integrations.titan.client import PAGES_AHEAD
+
+    pages = 60
+    lists = {f"/s{n}": {p: ([p], pages) for p in range(1, pages + 1)} for n in range(3)}
+    client, submitted = _recording_client(lists)
+    taken, ahead, queued_when = 0, [], {}
+    try:
+        for index, page, _items in client._page_lists([(p, p) for p in lists], None):
+            taken += 1
+            ahead.append(len(submitted) - taken)
+            queued_when[index, page] = len(submitted)
+    finally:
+        client.close()
+    assert taken == 3 * pages and len(submitted) == 3 * pages
+    # Every list's first page, and at most 2 x PAGES_AHEAD others, asked and not yet taken.
+    assert max(ahead) <= 3 + 2 * PAGES_AHEAD
+    # When the first list's last page was taken, the second list's were already asked for:
+    # the reading threads do not wait at the end of a list.
+    assert submitted.index(("/s1", 2)) < queued_when[0, pages]
+
+
 def test_a_list_ending_before_its_first_page_said_asks_no_more_of_its_pages():
     # /a's first page announces 40 pages, its second says 2: the pages the first announced
     # past the end are not asked for any more, and /b's pages still come from the threads.
-
     from integrations.titan.client import PAGES_AHEAD
 
     lists = {
@@ -350,7 +337,6 @@ def test_a_list_ending_before_its_first_page_said_asks_no_more_of_its_pages():
 def test_first_pages_are_asked_within_the_bound_however_many_sites():
     # A long users list, then 40 sites of one page each: the first pages are asked a
     # window at a time (the list in use and 2 x PAGES_AHEAD after it), never all at once.
-
     from integrations.titan.client import PAGES_AHEAD
 
     lists = {"/users": {p: ([p], 30) for p in range(1, 31)}}
